@@ -1,0 +1,1 @@
+"""Phone carriers behind one small port: Twilio in production, a simulated network for demos and tests."""

@@ -1,0 +1,279 @@
+"""Dialling: claim due check-ins, record each attempt, then ask the carrier to call.
+
+Never two dials for one attempt:
+- a due check-in is claimed with a row lock (SKIP LOCKED) and a lease, so two
+  schedulers never take the same one;
+- the attempt is committed as `dialling` before the carrier is asked, so a crash
+  leaves a trace;
+- an attempt left `dialling` (a crash between the dial and the commit of its
+  call id) is reconciled against the carrier's list of calls before anything is
+  dialled again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from carriers.base import Carrier, DialRequest, PermanentCarrierError, TransientCarrierError
+from checkins.outcomes import cancel, mark_absent
+from checkins.planning import is_paused
+from core.privacy import mask_phone
+from settings import Settings
+from store.models import CallAttempt, CheckIn, Resident, StaffAlert
+
+log = logging.getLogger(__name__)
+
+CLAIM_LEASE = timedelta(minutes=2)
+DIAL_LEASE = timedelta(minutes=2)  # how long a `dialling` attempt is trusted to its dialler
+NOT_PLACED_RETRY = timedelta(minutes=1)  # the carrier was busy: try again soon, it costs no attempt
+
+
+@dataclass
+class DialReport:
+    dialled: int = 0
+    not_placed: int = 0
+    invalid: int = 0
+    closed: int = 0
+    reconciled: int = 0
+
+
+class Pacer:
+    """Spaces calls at most `per_second` apart (the carrier's CPS limit)."""
+
+    def __init__(self, per_second: float, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
+        self.interval = 1.0 / per_second
+        self.sleep = sleep
+        self.clock = clock
+        self._last: float | None = None
+
+    def wait(self) -> None:
+        if self._last is not None:
+            remaining = self.interval - (self.clock() - self._last)
+            if remaining > 0:
+                self.sleep(remaining)
+        self._last = self.clock()
+
+
+@dataclass(frozen=True)
+class CallUrls:
+    """The webhook URLs of one attempt; only its id goes into them, nothing personal."""
+
+    base: str
+
+    def answer(self, attempt_id: int) -> str:
+        return f"{self.base}/ivr/calls/{attempt_id}/answer"
+
+    def gather(self, attempt_id: int, question: int, reasks: int, turn: int) -> str:
+        return f"{self.base}/ivr/calls/{attempt_id}/gather?q={question}&r={reasks}&t={turn}"
+
+    def status(self, attempt_id: int) -> str:
+        return f"{self.base}/ivr/calls/{attempt_id}/status"
+
+
+@dataclass
+class Dialler:
+    session_factory: sessionmaker[Session]
+    carrier: Carrier
+    settings: Settings
+    owner: str
+    pacer: Pacer | None = None
+
+    def __post_init__(self) -> None:
+        self.pacer = self.pacer or Pacer(self.settings.carrier_cps)
+        self.urls = CallUrls(self.settings.public_base_url)
+
+    def place_due_calls(self, now: datetime, limit: int = 100) -> DialReport:
+        report = DialReport()
+        for checkin_id in self._claim_due(now, limit):
+            self._dial_one(checkin_id, now, report)
+        return report
+
+    def call_now(self, checkin_id: int, now: datetime) -> DialReport:
+        """Dial one check-in at once (an extra call asked for by staff), with the same records."""
+        report = DialReport()
+        self._dial_one(checkin_id, now, report)
+        return report
+
+    def _claim_due(self, now: datetime, limit: int) -> list[int]:
+        with self.session_factory.begin() as session:
+            due = (
+                select(CheckIn.id)
+                .where(
+                    CheckIn.status == "scheduled",
+                    CheckIn.next_attempt_at <= now,
+                    or_(CheckIn.lease_until.is_(None), CheckIn.lease_until < now),
+                )
+                .order_by(CheckIn.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            ids = list(session.scalars(due))
+            if not ids:
+                return []
+            # The conditional update is the claim on SQLite, which has no row locks.
+            claimed = session.scalars(
+                update(CheckIn)
+                .where(
+                    CheckIn.id.in_(ids),
+                    CheckIn.status == "scheduled",
+                    or_(CheckIn.lease_until.is_(None), CheckIn.lease_until < now),
+                )
+                .values(lease_owner=self.owner, lease_until=now + CLAIM_LEASE + timedelta(seconds=self.pacer.interval * len(ids)))
+                .returning(CheckIn.id)
+            ).all()
+            return sorted(claimed)
+
+    def _dial_one(self, checkin_id: int, now: datetime, report: DialReport) -> None:
+        with self.session_factory.begin() as session:
+            attempt = self._begin_attempt(session, checkin_id, now, report)
+            if attempt is None:
+                return
+            attempt_id, to_number = attempt.id, attempt.to_number
+        self.pacer.wait()
+        request = DialRequest(
+            to=to_number,
+            answer_url=self.urls.answer(attempt_id),
+            status_url=self.urls.status(attempt_id),
+        )
+        try:
+            placed = self.carrier.dial(request)
+        except PermanentCarrierError as error:
+            self._refused(attempt_id, error, now, report)
+        except TransientCarrierError as error:
+            self._not_placed(attempt_id, str(error), now, report)
+        else:
+            with self.session_factory.begin() as session:
+                attempt = session.get(CallAttempt, attempt_id)
+                _adopt(attempt, placed.sid, placed.status, now)
+            report.dialled += 1
+            log.info("dialled attempt %s to %s", attempt_id, mask_phone(to_number))
+
+    def _begin_attempt(self, session: Session, checkin_id: int, now: datetime, report: DialReport) -> CallAttempt | None:
+        checkin = session.get(CheckIn, checkin_id, with_for_update=True)
+        if checkin is None or checkin.status != "scheduled":
+            return None
+        resident: Resident = checkin.resident
+        checkin.lease_owner = checkin.lease_until = None
+        if now >= checkin.window_closes_at:
+            _close_unreached(session, checkin, now)
+            report.closed += 1
+            return None
+        if is_paused(resident.pause_holds, checkin.local_date):
+            checkin.status, checkin.next_attempt_at, checkin.closed_at = "paused", None, now
+            report.closed += 1
+            return None
+        if resident.phone_status != "ok" or not resident.active:
+            cancel(session, checkin, "not_callable", now)
+            report.closed += 1
+            return None
+        attempt = CallAttempt(
+            checkin_id=checkin.id,
+            number=len(checkin.attempts) + 1,
+            to_number=resident.phone,
+            status="dialling",
+            dialling_at=now,
+            dial_lease_until=now + DIAL_LEASE,
+        )
+        session.add(attempt)
+        checkin.status = "calling"
+        session.flush()
+        return attempt
+
+    def _refused(self, attempt_id: int, error: PermanentCarrierError, now: datetime, report: DialReport) -> None:
+        with self.session_factory.begin() as session:
+            attempt = session.get(CallAttempt, attempt_id)
+            checkin = attempt.checkin
+            attempt.error_code, attempt.error_message = error.code, error.message[:300]
+            attempt.outcome = "not_placed"
+            attempt.ended_at = now
+            if error.invalid_number:
+                attempt.status = "invalid_number"
+                checkin.resident.phone_status = "invalid"
+                cancel(session, checkin, "invalid_number", now,
+                       alert=f"the carrier rejected the phone number {mask_phone(attempt.to_number)} "
+                             f"(error {error.code}); please check it")
+                report.invalid += 1
+            else:
+                attempt.status = "failed"
+                session.add(StaffAlert(resident_id=checkin.resident_id, kind="carrier_error",
+                                       message=f"the carrier refused a call (error {error.code})", created_at=now))
+                _reschedule(checkin, now + NOT_PLACED_RETRY, now)
+                report.not_placed += 1
+        log.warning("carrier refused attempt %s: error %s", attempt_id, error.code)
+
+    def _not_placed(self, attempt_id: int, reason: str, now: datetime, report: DialReport) -> None:
+        with self.session_factory.begin() as session:
+            attempt = session.get(CallAttempt, attempt_id)
+            attempt.status, attempt.outcome, attempt.ended_at = "not_placed", "not_placed", now
+            attempt.error_message = reason[:300]
+            _reschedule(attempt.checkin, now + NOT_PLACED_RETRY, now)
+        report.not_placed += 1
+        log.warning("attempt %s not placed: %s", attempt_id, reason)
+
+    def reconcile_stale_dials(self, now: datetime) -> int:
+        """Settle attempts left `dialling` by a crash: adopt the call if the carrier made it, else redial later."""
+        with self.session_factory() as session:
+            stale = session.scalars(
+                select(CallAttempt.id).where(CallAttempt.status == "dialling", CallAttempt.dial_lease_until < now)
+            ).all()
+        settled = 0
+        for attempt_id in stale:
+            with self.session_factory.begin() as session:
+                attempt = session.get(CallAttempt, attempt_id, with_for_update=True)
+                if attempt is None or attempt.status != "dialling" or attempt.dial_lease_until >= now:
+                    continue
+                known = set(session.scalars(select(CallAttempt.call_sid).where(CallAttempt.call_sid.is_not(None))))
+                found = [c for c in self.carrier.find_calls(attempt.to_number, attempt.dialling_at - timedelta(seconds=5))
+                         if c.sid not in known]
+                if found:
+                    _adopt(attempt, found[0].sid, found[0].status, now)
+                else:
+                    attempt.status, attempt.outcome, attempt.ended_at = "not_placed", "not_placed", now
+                    _reschedule(attempt.checkin, now, now)
+                settled += 1
+        return settled
+
+
+def _adopt(attempt: CallAttempt, sid: str, status: str, now: datetime) -> None:
+    """Link the carrier's call to the attempt (a status callback may have done so already)."""
+    if attempt.call_sid is None:
+        attempt.call_sid = sid
+    if attempt.status == "dialling":
+        attempt.status = status or "queued"
+        attempt.placed_at = now
+    attempt.dial_lease_until = None
+
+
+def _reschedule(checkin: CheckIn, at: datetime, now: datetime) -> None:
+    if checkin.status == "calling":
+        checkin.status = "scheduled"
+        checkin.next_attempt_at = at
+
+
+def _close_unreached(session: Session, checkin: CheckIn, now: datetime) -> None:
+    """Calling hours are over: absent if the resident was called and did not answer, else cancelled."""
+    if checkin.unanswered_count:
+        mark_absent(session, checkin, now)
+    else:
+        cancel(session, checkin, "window_missed", now, alert="today's check-in could not be made within calling hours")
+
+
+def close_expired(session_factory: sessionmaker[Session], now: datetime) -> int:
+    """Close check-ins still waiting when their calling window has closed."""
+    with session_factory.begin() as session:
+        expired = session.scalars(
+            select(CheckIn)
+            .where(CheckIn.status == "scheduled", CheckIn.window_closes_at <= now)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for checkin in expired:
+            _close_unreached(session, checkin, now)
+        return len(expired)

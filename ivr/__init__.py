@@ -1,0 +1,1 @@
+"""The phone channel: Twilio webhooks under /ivr/, rendering the conversation as TwiML."""

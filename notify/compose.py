@@ -1,0 +1,94 @@
+"""Render the family emails (report, urgent, absent) from templates, per language.
+
+Pure: no database, no Flask. Times come in already converted to the resident's zone.
+Each `{kind}.{language}.txt` template starts with the subject line, then a blank line, then the body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+LANGUAGES = ("ja", "en")
+DEFAULT_LANGUAGE = "ja"
+# "help" is listed too: a resident who presses 9 ends the call with that as the health answer.
+HEALTH = ("good", "usual", "unwell", "no_answer", "help")
+URGENT_REASONS = ("unwell", "help")
+
+_JA_WEEKDAYS = "月火水木金土日"
+_EN_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_EN_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)
+
+_env = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_env.filters["clock"] = lambda moment: f"{moment.hour}:{moment.minute:02d}"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def render_report(language: str, resident_name: str, local_when: datetime, health: str) -> Rendered:
+    if health not in HEALTH:
+        raise ValueError(f"unknown health answer {health!r}")
+    _require_aware(local_when)
+    return _render("report", language, resident_name, local_when.date(), health=health, when=local_when)
+
+
+def render_urgent(language: str, resident_name: str, local_when: datetime, reason: str) -> Rendered:
+    if reason not in URGENT_REASONS:
+        raise ValueError(f"unknown urgent reason {reason!r}")
+    _require_aware(local_when)
+    return _render("urgent", language, resident_name, local_when.date(), reason=reason, when=local_when)
+
+
+def render_absent(language: str, resident_name: str, local_date: date, attempt_times: list[datetime]) -> Rendered:
+    for moment in attempt_times:
+        _require_aware(moment)
+    return _render("absent", language, resident_name, local_date, attempt_times=sorted(attempt_times))
+
+
+def _render(kind: str, language: str, resident_name: str, local_date: date, **context) -> Rendered:
+    # A contact may carry a language we have no templates for; Japanese is the product default.
+    language = language if language in LANGUAGES else DEFAULT_LANGUAGE
+    context.update(
+        resident=" ".join(resident_name.split()),  # one line: the name also goes into the Subject header
+        full_date=_full_date(language, local_date),
+        short_date=_short_date(language, local_date),
+    )
+    head = _env.get_template(f"{kind}.{language}.txt").render(context)
+    subject, _, text = head.partition("\n\n")
+    html = _env.get_template(f"{kind}.{language}.html").render(context, subject=subject, language=language)
+    return Rendered(subject=subject.strip(), text=text, html=html)
+
+
+def _require_aware(moment: datetime) -> None:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: pass the resident's local time with its zone")
+
+
+def _full_date(language: str, day: date) -> str:
+    if language == "ja":
+        return f"{day.year}年{day.month}月{day.day}日({_JA_WEEKDAYS[day.weekday()]})"
+    return f"{_EN_WEEKDAYS[day.weekday()]} {day.day} {_EN_MONTHS[day.month - 1]} {day.year}"
+
+
+def _short_date(language: str, day: date) -> str:
+    if language == "ja":
+        return f"{day.month}月{day.day}日"
+    return f"{day.day} {_EN_MONTHS[day.month - 1][:3]}"

@@ -1,0 +1,221 @@
+"""The outbox relay: emails are queued as rows in the event's transaction and delivered afterwards.
+
+Delivery is at least once per purpose: a relay that crashes between the provider's
+acceptance and the commit leaves a `sending` row whose lease runs out, and the email is
+sent again. Two relays never hold the same row at the same time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from notify.compose import Rendered
+from notify.mailer import Mailer, OutgoingEmail, PermanentMailError, TransientMailError, mask_address, mask_addresses
+from store.models import Email, StaffAlert
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+MAX_BACKOFF = timedelta(minutes=60)
+SENDER_NAME = "みまもりでんわ"
+_ERROR_LENGTH = 500  # Email.last_error
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def queue_email(
+    session: Session,
+    *,
+    purpose: str,
+    kind: str,
+    to_email: str,
+    to_name: str,
+    rendered: Rendered,
+    now: datetime,
+    resident_id: int | None = None,
+    checkin_id: int | None = None,
+) -> bool:
+    """Record an email to send, once per purpose. False if that purpose is already queued.
+
+    Does not commit: the email becomes real with the caller's transaction. A concurrent
+    transaction queueing the same purpose waits on the unique index and then does nothing.
+    """
+    statement = (
+        _insert_for(session)(Email)
+        .values(
+            purpose=purpose,
+            kind=kind,
+            resident_id=resident_id,
+            checkin_id=checkin_id,
+            to_email=to_email,
+            to_name=to_name,
+            subject=rendered.subject,
+            text_body=rendered.text,
+            html_body=rendered.html,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[Email.purpose])
+        .returning(Email.id)  # no row back when the purpose was already there
+    )
+    return session.execute(statement).scalar_one_or_none() is not None
+
+
+def deliver_due_emails(
+    session_factory: sessionmaker[Session],
+    mailer: Mailer,
+    *,
+    now: datetime,
+    owner: str,
+    from_email: str,
+    batch: int = 50,
+    lease: timedelta = timedelta(minutes=5),
+) -> DeliveryReport:
+    """Send every email due at `now`, a batch at a time. Safe to run in several processes at once."""
+    outcomes: Counter[str] = Counter()
+    while (claims := _claim(session_factory, now=now, batch=batch, lease=lease, from_email=from_email)) is not None:
+        log.info("relay %s claimed %d email(s)", owner, len(claims))
+        for claim in claims:
+            outcomes[_deliver(session_factory, mailer, claim, now=now)] += 1
+    return DeliveryReport(sent=outcomes["sent"], retried=outcomes["pending"], failed=outcomes["failed"])
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """1, 2, 4, 8 ... minutes after the 1st, 2nd, 3rd, 4th ... failed attempt, at most an hour."""
+    return min(timedelta(minutes=2 ** min(attempts - 1, 10)), MAX_BACKOFF)
+
+
+def message_key(email: Email) -> str:
+    # Derived from the purpose (stable across retries and relays) but hashed: purposes hold addresses.
+    return f"{email.kind}-{hashlib.sha256(email.purpose.encode()).hexdigest()[:32]}"
+
+
+def _insert_for(session: Session) -> Callable[..., postgresql.Insert | sqlite.Insert]:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"queue_email supports PostgreSQL and SQLite, not {dialect}")
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A row this relay holds the lease on, copied out so that no session stays open while sending."""
+
+    id: int
+    attempts: int  # including this one; also tells whether another relay has taken the row over since
+    resident_id: int | None
+    email: OutgoingEmail
+
+
+def _claim(
+    session_factory: sessionmaker[Session], *, now: datetime, batch: int, lease: timedelta, from_email: str
+) -> list[_Claim] | None:
+    """Mark up to `batch` due rows `sending` under a lease, in a committed transaction of their own.
+
+    None when nothing is due; an empty list when every row seen was claimed by another relay first.
+    """
+    due = or_(
+        and_(Email.status == "pending", Email.next_attempt_at <= now),
+        and_(Email.status == "sending", Email.lease_until < now),  # its relay died mid-send
+    )
+    with session_factory() as session, session.begin():
+        # Row locks keep PostgreSQL relays apart; the conditional UPDATE is what counts on SQLite,
+        # where writers take turns and a row claimed meanwhile no longer matches `due`.
+        ids = session.scalars(
+            select(Email.id)
+            .where(due)
+            .order_by(Email.next_attempt_at, Email.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not ids:
+            return None
+        claimed = session.scalars(
+            update(Email)
+            .where(Email.id.in_(ids), due)
+            .values(status="sending", lease_until=now + lease, attempts=Email.attempts + 1)
+            .returning(Email.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        rows = session.scalars(select(Email).where(Email.id.in_(claimed)).order_by(Email.id))
+        return [_Claim(row.id, row.attempts, row.resident_id, _outgoing(row, from_email)) for row in rows]
+
+
+def _deliver(session_factory: sessionmaker[Session], mailer: Mailer, claim: _Claim, *, now: datetime) -> str:
+    """Send one claimed email (no transaction is open meanwhile), then record the outcome."""
+    try:
+        provider_id = mailer.send(claim.email)
+    except PermanentMailError as error:
+        return _record(session_factory, claim, now, "failed", last_error=f"rejected: {error}")
+    except Exception as error:  # TransientMailError, or a fault nobody foresaw: both are worth a retry
+        if not isinstance(error, TransientMailError):
+            log.exception("relay: unexpected error sending email %d", claim.id)
+        reason = f"{type(error).__name__}: {error}"
+        if claim.attempts >= MAX_ATTEMPTS:
+            reason = f"gave up after {claim.attempts} attempts; {reason}"
+            return _record(session_factory, claim, now, "failed", last_error=reason)
+        return _record(
+            session_factory, claim, now, "pending", last_error=reason, next_attempt_at=now + retry_delay(claim.attempts)
+        )
+    return _record(session_factory, claim, now, "sent", provider_id=provider_id, sent_at=now)
+
+
+def _record(session_factory: sessionmaker[Session], claim: _Claim, now: datetime, status: str, **values) -> str:
+    if "last_error" in values:
+        values["last_error"] = mask_addresses(values["last_error"])[:_ERROR_LENGTH]
+    masked = mask_address(claim.email.to_email)
+    with session_factory() as session, session.begin():
+        # Only the holder of the lease records an outcome; a relay that outlived its lease defers.
+        result = session.execute(
+            update(Email)
+            .where(Email.id == claim.id, Email.status == "sending", Email.attempts == claim.attempts)
+            .values(status=status, lease_until=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            log.warning("relay: email %d was taken over before its outcome (%s) was recorded", claim.id, status)
+            return "lost"
+        if status == "failed":
+            session.add(
+                StaffAlert(
+                    resident_id=claim.resident_id,
+                    kind="email_failed",
+                    message=f"{claim.email.category} email to {masked} could not be delivered: {values['last_error']}",
+                    created_at=now,
+                )
+            )
+    log.info("relay: email %d to %s is %s", claim.id, masked, status)
+    return status
+
+
+def _outgoing(row: Email, from_email: str) -> OutgoingEmail:
+    return OutgoingEmail(
+        message_key=message_key(row),
+        to_email=row.to_email,
+        to_name=row.to_name,
+        from_email=from_email,
+        from_name=SENDER_NAME,
+        subject=row.subject,
+        text=row.text_body,
+        html=row.html_body,
+        category=row.kind,
+        created_at=row.created_at,
+    )

@@ -1,0 +1,1 @@
+"""The clock: APScheduler wakes a few fixed jobs; the database says what is due."""

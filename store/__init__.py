@@ -1,0 +1,1 @@
+"""Persistence: the SQLAlchemy models and how to open the database."""

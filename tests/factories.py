@@ -1,0 +1,39 @@
+"""Rows for tests, with sensible defaults."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+
+from sqlalchemy.orm import Session
+
+from store.models import CallAttempt, CheckIn, Contact, Resident
+
+UTC = timezone.utc
+
+
+def add_resident(session: Session, *, now: datetime, external_id: str = "r-1", name: str = "山田 花子",
+                 phone: str = "+81312340001", call_time: time = time(9, 0), contacts: int = 2,
+                 language: str = "ja", timezone_name: str = "Asia/Tokyo") -> Resident:
+    resident = Resident(
+        external_id=external_id, name=name, phone=phone, call_time=call_time, timezone=timezone_name,
+        language=language, channel="phone", phone_status="ok", active=True, created_at=now, updated_at=now,
+        contacts=[Contact(position=n, name=f"家族 {n}", email=f"family{n}.{external_id}@example.org")
+                  for n in range(1, contacts + 1)],
+    )
+    session.add(resident)
+    session.flush()
+    return resident
+
+
+def add_calling_attempt(session: Session, resident: Resident, *, now: datetime, local_day: date,
+                        closes: datetime, sid: str | None = "CA" + "a" * 32) -> CallAttempt:
+    """A check-in with one attempt placed with the carrier, as the dialler leaves it."""
+    checkin = CheckIn(resident_id=resident.id, local_date=local_day, channel="phone", slot="daily",
+                      status="calling", window_closes_at=closes, created_at=now)
+    session.add(checkin)
+    session.flush()
+    attempt = CallAttempt(checkin_id=checkin.id, number=1, to_number=resident.phone, status="queued",
+                          call_sid=sid, dialling_at=now, placed_at=now)
+    session.add(attempt)
+    session.flush()
+    return attempt

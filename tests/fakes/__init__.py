@@ -1,0 +1,1 @@
+"""Fakes that speak the real wire protocols of external services, for tests."""
