@@ -11,6 +11,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from flask import Flask, g
 from sqlalchemy import Engine
@@ -24,6 +25,9 @@ from notify.mailer import Mailer
 from settings import Settings
 from store.db import make_engine, make_session_factory
 
+if TYPE_CHECKING:
+    from carriers.sim import SimNetwork
+
 
 @dataclass
 class Runtime:
@@ -34,7 +38,7 @@ class Runtime:
     session_factory: sessionmaker[Session]
     carrier_override: Carrier | None = None
     mailer_override: Mailer | None = None
-    _sim: object | None = field(default=None, repr=False)
+    sim: SimNetwork | None = field(default=None, repr=False)  # the in-process network when CARRIER=sim
 
     @cached_property
     def webhook_validator(self) -> RequestValidator:
@@ -67,8 +71,8 @@ class Runtime:
         # Twilio adapter production uses.
         from carriers.sim import SIM_ACCOUNT_SID, SIM_FROM_NUMBER, SimNetwork
 
-        self._sim = SimNetwork(auth_token=settings.webhook_auth_token)
-        base_url = self._sim.start()
+        self.sim = SimNetwork(auth_token=settings.webhook_auth_token)
+        base_url = self.sim.start()
         return TwilioCarrier(SIM_ACCOUNT_SID, settings.webhook_auth_token, SIM_FROM_NUMBER, api_base_url=base_url)
 
     @cached_property
@@ -85,12 +89,12 @@ class Runtime:
 
     def wait_for_calls(self, timeout: float = 120.0) -> None:
         """With the simulated network, let calls in flight finish before the process exits."""
-        if self._sim is not None:
-            self._sim.wait_idle(timeout)
+        if self.sim is not None:
+            self.sim.wait_idle(timeout)
 
     def close(self) -> None:
-        if self._sim is not None:
-            self._sim.stop()
+        if self.sim is not None:
+            self.sim.stop()
         self.engine.dispose()
 
 

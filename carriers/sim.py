@@ -230,7 +230,10 @@ class SimNetwork:
             raise RuntimeError("SimNetwork is already running")
         self._stopping.clear()
         self._server = _Server(("127.0.0.1", port), _Handler, self)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sim-network-api", daemon=True)
+        # A short poll interval only makes stop() quick: shutdown() waits for the loop to look.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sim-network-api", daemon=True
+        )
         self._thread.start()
         return self.base_url
 
@@ -365,6 +368,8 @@ class SimNetwork:
             started_after = _filter_time(_first(query, "StartTime>"))
             page_size = int(_first(query, "PageSize") or DEFAULT_PAGE_SIZE)
             page = int(_first(query, "Page") or 0)
+            if not 1 <= page_size <= 1000 or page < 0:
+                raise ValueError("PageSize must be 1..1000 and Page >= 0")
         except ValueError as error:
             return _error(400, 20001, f"Invalid parameter: {error}")
         wanted = {name: _first(query, name) for name in ("To", "From", "Status") if _first(query, name)}
@@ -373,6 +378,7 @@ class SimNetwork:
                 self._resource(call)
                 for call in reversed(self._calls.values())  # newest first, as Twilio lists
                 if all(_field(call, name) == value for name, value in wanted.items())
+                # A queued call has no start_time yet; it is matched by creation time instead.
                 and (started_after is None or (call.start_time or call.date_created) >= started_after)
             ]
         kept = {name: values for name, values in query.items() if name not in ("Page", "PageSize")}
@@ -608,7 +614,8 @@ class _Run:
         self.call = call
         self.persona = persona
         self.session = requests.Session()
-        self.detect_machines = _first(call.form, "MachineDetection") in ("Enable", "DetectMessageEnd")
+        self.machine_detection = _first(call.form, "MachineDetection")
+        self.detect_machines = self.machine_detection in ("Enable", "DetectMessageEnd")
         # The SDK repeats StatusCallbackEvent; without any, Twilio sends only `completed`.
         self.events = {event for value in call.form.get("StatusCallbackEvent", []) for event in value.split()} or {
             "completed"
@@ -658,7 +665,8 @@ class _Run:
     def answer(self) -> None:
         with self._cond:
             if self.detect_machines:
-                self.call.answered_by = "machine_start" if self.persona.pickup == "machine" else "human"
+                machine = "machine_end_beep" if self.machine_detection == "DetectMessageEnd" else "machine_start"
+                self.call.answered_by = machine if self.persona.pickup == "machine" else "human"
             self.call.status = "in-progress"
             self.call.date_updated = _now()
 
@@ -720,17 +728,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.command, self.path, body, self.headers.get("Authorization", "")
         )
         data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        if status == 401:
-            self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
-        self.end_headers()
-        self.wfile.write(data)
-        self.wfile.flush()
-        # Started only now, so that no webhook can overtake the create response.
-        if then is not None:
-            then()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            if status == 401:
+                self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+        finally:
+            # Started only now, so that no webhook overtakes the create response; and started even
+            # if the client has gone (timed out): the call exists, as it would at Twilio.
+            if then is not None:
+                then()
 
     def log_message(self, format: str, *args: object) -> None:
         logger.debug("sim api: %s", mask_phone(format % args))

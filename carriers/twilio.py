@@ -12,6 +12,7 @@ built around never dialling a resident twice:
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import requests
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.rest.api.v2010.account.call import CallInstance
@@ -112,7 +113,9 @@ class TwilioCarrier:
         try:
             calls = self._client.calls.list(to=to, start_time_after=since, limit=RECONCILE_LIMIT)
         except TwilioRestException as error:
-            raise _carrier_error(error) from error
+            raise _carrier_error(error.status, error.code, error.msg) from error
+        except TwilioException as error:
+            raise _page_error(error) from error
         except _NETWORK_ERRORS as error:
             raise TransientCarrierError(f"listing calls failed: {type(error).__name__}") from error
         recent = [call for call in calls if (_created_at(call) or since) >= since]
@@ -123,7 +126,7 @@ class TwilioCarrier:
         try:
             return self._client.calls(sid).fetch().status
         except TwilioRestException as error:
-            raise _carrier_error(error) from error
+            raise _carrier_error(error.status, error.code, error.msg) from error
         except _NETWORK_ERRORS as error:
             raise TransientCarrierError(f"fetching {sid} failed: {type(error).__name__}") from error
 
@@ -158,10 +161,23 @@ class TwilioCarrier:
         self._sleep(delay + random.uniform(0, delay / 2))
 
 
-def _carrier_error(error: TwilioRestException) -> TransientCarrierError | PermanentCarrierError:
-    if error.status == 429 or error.status >= 500:
-        return TransientCarrierError(f"HTTP {error.status}: {error.code}")
-    return PermanentCarrierError(code=str(error.code), message=error.msg)
+def _carrier_error(status: int, code: object, message: str) -> TransientCarrierError | PermanentCarrierError:
+    if status == 429 or status >= 500:
+        return TransientCarrierError(f"HTTP {status}: {code}")
+    return PermanentCarrierError(code=str(code), message=message)
+
+
+def _page_error(error: TwilioException) -> TransientCarrierError | PermanentCarrierError:
+    # A failed list page is a bare TwilioException("Unable to fetch page", response), not a TwilioRestException.
+    response = error.args[1] if len(error.args) > 1 else None
+    status = getattr(response, "status_code", None)
+    if status is None:
+        return TransientCarrierError(str(error))
+    try:
+        body = json.loads(response.text)
+    except ValueError:
+        body = {}
+    return _carrier_error(status, body.get("code", status), str(body.get("message", error)))
 
 
 def _created_at(call: CallInstance) -> datetime | None:

@@ -63,7 +63,7 @@ def render_absent(language: str, resident_name: str, local_date: date, attempt_t
     return _render("absent", language, resident_name, local_date, attempt_times=sorted(attempt_times))
 
 
-def _render(kind: str, language: str, resident_name: str, local_date: date, **context) -> Rendered:
+def _render(kind: str, language: str, resident_name: str, local_date: date, **context: object) -> Rendered:
     # A contact may carry a language we have no templates for; Japanese is the product default.
     language = language if language in LANGUAGES else DEFAULT_LANGUAGE
     context.update(

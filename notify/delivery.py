@@ -184,13 +184,14 @@ def _record(session_factory: sessionmaker[Session], claim: _Claim, now: datetime
     masked = mask_address(claim.email.to_email)
     with session_factory() as session, session.begin():
         # Only the holder of the lease records an outcome; a relay that outlived its lease defers.
-        result = session.execute(
+        recorded = session.execute(
             update(Email)
             .where(Email.id == claim.id, Email.status == "sending", Email.attempts == claim.attempts)
             .values(status=status, lease_until=None, **values)
+            .returning(Email.id)
             .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:
+        ).scalar_one_or_none()
+        if recorded is None:
             log.warning("relay: email %d was taken over before its outcome (%s) was recorded", claim.id, status)
             return "lost"
         if status == "failed":

@@ -22,8 +22,7 @@ def import_command(file: Path) -> None:
     mimamori = current_app.extensions["mimamori"]
     parsed = parse_csv_bytes(file.read_bytes(), calling_hours=mimamori.settings.calling_hours)
     if parsed.errors:
-        count = len(parsed.errors)
-        click.echo(f"rejected {file}: {count} problem{'' if count == 1 else 's'}", err=True)
+        click.echo(f"rejected {file}: {_count(len(parsed.errors), 'problem')}", err=True)
         for error in parsed.errors:
             click.echo(f"line {error.line}: {error.reason}", err=True)
         raise click.exceptions.Exit(1)
@@ -35,7 +34,7 @@ def import_command(file: Path) -> None:
             default_timezone=mimamori.settings.default_timezone,
         )
     click.echo(
-        f"imported {summary.total} residents: "
+        f"imported {_count(summary.total, 'resident')}: "
         f"{summary.created} created, {summary.updated} updated, {summary.unchanged} unchanged"
     )
 
@@ -52,4 +51,8 @@ def export_command(output: Path | None) -> None:
         return
     # The BOM makes Excel read the file as UTF-8; import accepts it.
     output.write_text(to_csv(records), encoding="utf-8-sig", newline="")
-    click.echo(f"exported {len(records)} residents to {output}")
+    click.echo(f"exported {_count(len(records), 'resident')} to {output}")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

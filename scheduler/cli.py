@@ -44,8 +44,6 @@ def tick(at: str | None) -> None:
     runtime = current_app.extensions["mimamori"]
     now = parse_instant(at) if at else datetime.now(timezone.utc)
     try:
-        summary = run_tick(runtime, now)
-        runtime.wait_for_calls()
-        click.echo(summary)
+        click.echo(run_tick(runtime, now))
     finally:
         runtime.close()

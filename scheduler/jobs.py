@@ -45,11 +45,13 @@ def run_calls(runtime, now: datetime) -> CallsPass:
 
 
 def run_mail(runtime, now: datetime) -> DeliveryReport:
-    return deliver_due_emails(runtime.session_factory, runtime.mailer, now=now, owner=runtime.owner)
+    return deliver_due_emails(runtime.session_factory, runtime.mailer, now=now, owner=runtime.owner,
+                              from_email=runtime.settings.mail_from)
 
 
 def tick(runtime, now: datetime) -> str:
     """Everything due as of `now`; returns a one-line summary."""
     calls = run_calls(runtime, now)
+    runtime.wait_for_calls()  # with the simulated network, calls play out now and their emails go in this pass
     mail = run_mail(runtime, now)
     return f"{calls} emails_sent={mail.sent} emails_retried={mail.retried} emails_failed={mail.failed}"

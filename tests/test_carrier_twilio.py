@@ -29,7 +29,7 @@ def webhooks() -> Iterator[str]:
         return [b"<Response/>"]
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
@@ -212,6 +212,17 @@ def test_find_calls_returns_recent_calls_to_the_number_newest_first(carrier, net
     # A local time is converted to UTC before it reaches the filter.
     assert carrier.find_calls(PRESSES_1, datetime.now(ZoneInfo("Asia/Tokyo")) + timedelta(hours=1)) == []
     assert carrier.find_calls(PRESSES_1, datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=1))
+
+
+def test_find_calls_with_a_wrong_token_is_permanent(network):
+    carrier = TwilioCarrier(SIM_ACCOUNT_SID, "not-the-token", SIM_FROM_NUMBER, api_base_url=network.base_url)
+    try:
+        with pytest.raises(PermanentCarrierError) as raised:
+            carrier.find_calls(PRESSES_1, datetime.now(timezone.utc))
+    finally:
+        carrier.close()
+
+    assert raised.value.code == "20003"
 
 
 def test_call_status_follows_the_call(carrier, network, dial_request):

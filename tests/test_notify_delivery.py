@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -28,7 +29,8 @@ class RecordingMailer:
 
     def __init__(self) -> None:
         self.sent: list[OutgoingEmail] = []
-        self.during_send: list = []  # callables run inside send(), to simulate what happens meanwhile
+        # Run inside send(), to simulate what other processes do meanwhile.
+        self.during_send: list[Callable[[OutgoingEmail], None]] = []
         self._errors: list[Exception] = []
         self._lock = threading.Lock()
 
@@ -163,7 +165,7 @@ def test_transient_failure_retries_after_backoff(
     assert deliver(session_factory, mailer) == DeliveryReport(retried=1)
     [row] = email_rows(session_factory)
     assert (row.status, row.attempts, row.next_attempt_at) == ("pending", 1, NOW + timedelta(minutes=1))
-    assert "429" in row.last_error
+    assert "429" in (row.last_error or "")
 
     assert deliver(session_factory, mailer, NOW + timedelta(seconds=59)) == DeliveryReport()
     assert deliver(session_factory, mailer, NOW + timedelta(minutes=1)) == DeliveryReport(sent=1)
@@ -202,7 +204,7 @@ def test_permanent_failure_fails_and_alerts_staff_with_a_masked_address(
 
     [row] = email_rows(session_factory)
     assert (row.status, row.attempts) == ("failed", 1)
-    assert "hanako@" not in row.last_error
+    assert row.last_error is not None and "hanako@" not in row.last_error
     [alert] = alerts(session_factory)
     assert (alert.kind, alert.resident_id, alert.created_at) == ("email_failed", resident_id, NOW)
     assert "h*****@example.jp" in alert.message
@@ -219,7 +221,7 @@ def test_gives_up_after_eight_attempts(db: Session, session_factory, mailer: Rec
 
     [row] = email_rows(session_factory)
     assert (row.status, row.attempts) == ("failed", 8)
-    assert row.last_error.startswith("gave up after 8 attempts")
+    assert (row.last_error or "").startswith("gave up after 8 attempts")
     assert [alert.kind for alert in alerts(session_factory)] == ["email_failed"]
 
 

@@ -46,6 +46,7 @@ def test_writes_a_parseable_multipart_message(tmp_path: Path) -> None:
     assert message["Message-ID"] == "<report-0123abcd@mimamori.local>"
     plain = message.get_body(preferencelist=("plain",))
     html = message.get_body(preferencelist=("html",))
+    assert plain is not None and html is not None
     assert plain.get_content_charset() == html.get_content_charset() == "utf-8"
     assert plain.get_content() == EMAIL.text
     assert html.get_content() == EMAIL.html

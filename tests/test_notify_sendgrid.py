@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
+from fakes.sendgrid import FakeSendGrid
 from python_http_client.exceptions import BadRequestsError
 from sendgrid import SendGridAPIClient
 
-from fakes.sendgrid import FakeSendGrid
 from notify.mailer import OutgoingEmail, PermanentMailError, TransientMailError
 from notify.sendgrid import SendGridMailer
 

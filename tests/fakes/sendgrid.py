@@ -76,8 +76,7 @@ class FakeSendGrid:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="fake-sendgrid", daemon=True
         )
         self._thread.start()
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_port}"
 
     def stop(self) -> None:
         if self._server is None:
