@@ -17,10 +17,10 @@ setup: $(STAMP)
 migrate: setup
 	$(BIN)/flask db upgrade
 
-# The demo: SQLite, the simulated phone network and the file outbox.
+# The demo: SQLite, the simulated phone network and the file outbox (settings in demo.env).
 run: migrate
-	$(BIN)/flask demo seed
-	$(BIN)/honcho -f Procfile.dev start
+	set -a && . ./demo.env && set +a && export PATH="$(CURDIR)/$(BIN):$$PATH" && \
+	flask demo seed && honcho -f Procfile.dev start
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
