@@ -99,7 +99,7 @@ class TwilioCarrier:
                 logger.warning("dial %s: %s (try %d/%d)", who, type(error).__name__, attempt, self._max_tries)
                 maybe_created = True
                 continue
-            logger.info("dialled %s: %s", who, call.sid)
+            logger.debug("dialled %s: %s", who, call.sid)
             return PlacedCall(sid=call.sid, status=call.status)
 
         if maybe_created:

@@ -14,7 +14,9 @@ from scheduler.runner import build_scheduler
 scheduler_cli = AppGroup("scheduler", help="Plan and place check-in calls, deliver email.")
 
 
-def parse_instant(text: str) -> datetime:
+def parse_instant(_context, _param, text: str | None) -> datetime | None:
+    if text is None:
+        return None
     try:
         instant = datetime.fromisoformat(text)
     except ValueError:
@@ -38,11 +40,11 @@ def run() -> None:
 
 
 @scheduler_cli.command("tick")
-@click.option("--at", "at", metavar="ISO-8601", help="Act as of this instant instead of now.")
-def tick(at: str | None) -> None:
+@click.option("--at", "at", metavar="ISO-8601", callback=parse_instant, help="Act as of this instant instead of now.")
+def tick(at: datetime | None) -> None:
     """One pass of all due work: plan, dial, retry, mark absent, deliver email."""
     runtime = current_app.extensions["mimamori"]
-    now = parse_instant(at) if at else datetime.now(timezone.utc)
+    now = at or datetime.now(timezone.utc)
     try:
         click.echo(run_tick(runtime, now))
     finally:

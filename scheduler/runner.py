@@ -16,6 +16,7 @@ MAIL_EVERY_SECONDS = 5  # report emails leave within seconds of the answer
 
 
 def build_scheduler(runtime) -> BlockingScheduler:
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run every 5 s is noise
     scheduler = BlockingScheduler(timezone=timezone.utc)
     # Fixed ids with replace_existing, coalesce and one instance: a slow pass is never run twice at once,
     # and missed runs collapse into one (the database remembers what is due, not the scheduler).
