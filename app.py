@@ -20,7 +20,7 @@ from twilio.request_validator import RequestValidator
 
 from carriers.base import Carrier
 from checkins.dialing import CallUrls
-from core.privacy import MaskingFilter
+from core.privacy import install_log_masking
 from notify.mailer import Mailer
 from settings import Settings
 from store.db import make_engine, make_session_factory
@@ -141,10 +141,7 @@ def _register_commands(app: Flask) -> None:
 
 
 def _configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
+    if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    for handler in root.handlers:
-        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
-            handler.addFilter(MaskingFilter())
+    install_log_masking()

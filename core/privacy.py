@@ -63,12 +63,23 @@ def _mask_email_match(match: re.Match[str]) -> str:
     return f"{local[0]}{'*' * max(len(local) - 1, 1)}@{match.group('domain')}"
 
 
-class MaskingFilter(logging.Filter):
-    """Masks phone numbers and email addresses in every record a handler emits."""
+def install_log_masking() -> None:
+    """Mask phone numbers and email addresses in every log record, whoever handles it.
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    A record factory rather than a handler filter, so that handlers added later
+    (a test's capture, a log shipper) never see the raw text either.
+    """
+    current = logging.getLogRecordFactory()
+    if getattr(current, "masks_personal_data", False):
+        return
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = current(*args, **kwargs)
         message = record.getMessage()
         masked = mask_email(mask_phone(message))
         if masked != message:
             record.msg, record.args = masked, None
-        return True
+        return record
+
+    factory.masks_personal_data = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

@@ -264,3 +264,16 @@ def test_two_schedulers_at_once_dial_each_resident_once(phone, clock, workers):
         assert session.scalar(select(func.count()).select_from(CallAttempt)) == 12
         assert session.scalar(select(func.count()).select_from(CheckIn)) == 12
     assert len(phone.emails()) == 24
+
+
+def test_logs_never_carry_a_full_number_or_address(phone, clock, caplog):
+    caplog.set_level("DEBUG")
+    phone.add_resident("r1", "+81312340001", now=NINE_JST)
+    phone.add_resident("r6", "+81312340006", now=NINE_JST)
+    phone.sim.fail_next_creates((429, 20429))
+    run_at(phone, clock, NINE_JST)
+    run_at(phone, clock, NINE_JST + 30 * MINUTE)
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "+81312340001" not in logged and "%2B81312340001" not in logged and "0312340001" not in logged
+    assert "family1.r1@example.org" not in logged and "family2.r6@example.org" not in logged
+    assert "0001" in logged  # the masked form keeps the last digits, so entries can be told apart

@@ -1,0 +1,63 @@
+"""Dialling rules that need no network: pacing, claims, leases."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from checkins.dialing import CallUrls, Dialler, Pacer
+from checkins.planning import plan_checkins
+from tests.factories import add_resident
+
+UTC = timezone.utc
+NINE_JST = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
+
+
+def test_the_pacer_spaces_calls_at_the_cps_limit():
+    slept: list[float] = []
+    now = [100.0]
+    pacer = Pacer(2, sleep=lambda s: (slept.append(s), now.__setitem__(0, now[0] + s)), clock=lambda: now[0])
+    for _ in range(4):
+        pacer.wait()
+    assert slept == [0.5, 0.5, 0.5]
+
+
+def test_the_pacer_does_not_wait_when_calls_are_already_slow():
+    slept: list[float] = []
+    now = [0.0]
+    pacer = Pacer(1, sleep=slept.append, clock=lambda: now[0])
+    pacer.wait()
+    now[0] = 5.0
+    pacer.wait()
+    assert slept == []
+
+
+def test_webhook_urls_carry_only_ids_and_the_step():
+    urls = CallUrls("https://m.example")
+    assert urls.answer(7) == "https://m.example/ivr/calls/7/answer"
+    assert urls.gather(7, 0, 1, 2) == "https://m.example/ivr/calls/7/gather?q=0&r=1&t=2"
+
+
+class Unreachable:
+    def dial(self, request):  # pragma: no cover - a claim must not dial
+        raise AssertionError("no dialling in a claim")
+
+
+def test_a_claimed_check_in_is_not_claimed_again_until_its_lease_expires(db, session_factory, settings):
+    for n in range(3):
+        add_resident(db, now=NINE_JST, external_id=f"r{n}", phone=f"+8131234000{n}")
+    db.commit()
+    assert plan_checkins(db, settings, NINE_JST) == 3
+    first = Dialler(session_factory, Unreachable(), settings, "one")
+    second = Dialler(session_factory, Unreachable(), settings, "two")
+    assert len(first._claim_due(NINE_JST, 2)) == 2
+    assert len(second._claim_due(NINE_JST, 10)) == 1
+    assert second._claim_due(NINE_JST, 10) == []
+    assert len(second._claim_due(NINE_JST + timedelta(minutes=5), 10)) == 3
+
+
+def test_planning_twice_plans_once(db, settings):
+    add_resident(db, now=NINE_JST)
+    db.commit()
+    assert plan_checkins(db, settings, NINE_JST) == 1
+    assert plan_checkins(db, settings, NINE_JST + timedelta(minutes=1)) == 0
+    assert plan_checkins(db, settings, NINE_JST + timedelta(days=1)) == 1
