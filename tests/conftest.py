@@ -101,3 +101,12 @@ def settings(database_url, tmp_path) -> Settings:
         carrier_cps=1000,
         calling_hours=CallingHours(time(8, 0), time(20, 0)),
     )
+
+
+@pytest.fixture
+def app(settings):
+    from app import create_app
+
+    app = create_app(settings)
+    yield app
+    app.extensions["mimamori"].close()

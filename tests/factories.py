@@ -6,6 +6,7 @@ from datetime import date, datetime, time, timezone
 
 from sqlalchemy.orm import Session
 
+from notify.mailer import OutgoingEmail
 from store.models import CallAttempt, CheckIn, Contact, Resident
 
 UTC = timezone.utc
@@ -37,3 +38,19 @@ def add_calling_attempt(session: Session, resident: Resident, *, now: datetime, 
     session.add(attempt)
     session.flush()
     return attempt
+
+
+def sample_email(**overrides) -> OutgoingEmail:
+    values = dict(
+        message_key="report-0123abcd",
+        to_email="hanako@example.jp",
+        to_name="山田 一郎",
+        from_email="mimamori@example.org",
+        from_name="みまもりでんわ",
+        subject="【みまもりでんわ】山田 花子さまの体調確認結果（12月5日）",
+        text="山田 花子さまの体調確認の結果をお知らせします。\nお答え　：元気\n",
+        html="<p>山田 花子さまの体調確認の結果をお知らせします。</p>\n",
+        category="report",
+        created_at=datetime(2026, 12, 5, 0, 2, tzinfo=UTC),
+    )
+    return OutgoingEmail(**{**values, **overrides})

@@ -4,7 +4,6 @@ dialling through it, and the file outbox for email."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from datetime import datetime, time
 from email import policy
@@ -12,7 +11,6 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app import create_app
 from carriers.sim import SIM_ACCOUNT_SID, SIM_FROM_NUMBER, SimNetwork
@@ -22,12 +20,13 @@ from residents.service import import_residents
 from scheduler import jobs
 from settings import Settings
 from store.models import CheckIn, Resident
+from tests.servers import LiveServer
 
 
 class PhoneSystem:
     def __init__(self, settings: Settings):
-        self._server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
-        self.settings = replace(settings, public_base_url=f"http://127.0.0.1:{self._server.server_port}")
+        self._server = LiveServer()
+        self.settings = replace(settings, public_base_url=self._server.url)
         self.sim = SimNetwork(auth_token=self.settings.webhook_auth_token)
         self.backoffs: list[float] = []
         self.carrier = TwilioCarrier(SIM_ACCOUNT_SID, self.settings.webhook_auth_token, SIM_FROM_NUMBER,
@@ -36,15 +35,11 @@ class PhoneSystem:
         self.runtime = self.app.extensions["mimamori"]
         self.runtime.sim = self.sim
         self.outbox = Path(self.settings.mail_outbox_dir)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def _dispatch(self, environ, start_response):
-        return self.app(environ, start_response)
+        self._server.app = self.app
+        self._server.start()
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
         self.runtime.close()
 
     def add_resident(self, external_id: str, phone: str, *, now: datetime, call_time: time = time(9, 0),

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from werkzeug.serving import make_server
 
 from carriers.base import DialRequest, PermanentCarrierError, TransientCarrierError
 from carriers.sim import SIM_ACCOUNT_SID, SIM_FROM_NUMBER, SimNetwork
 from carriers.twilio import TwilioCarrier
 from core.privacy import mask_email, mask_phone
+from tests.servers import serving
 
 AUTH_TOKEN = "carrier-test-token"
 PRESSES_1 = "+819012345671"
@@ -28,13 +27,8 @@ def webhooks() -> Iterator[str]:
         start_response("200 OK", [("Content-Type", "text/xml")])
         return [b"<Response/>"]
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture

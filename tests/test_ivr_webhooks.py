@@ -11,7 +11,6 @@ from freezegun import freeze_time
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from app import create_app
 from store.models import Answer, CallAttempt, CheckIn, Email
 from tests.factories import add_calling_attempt, add_resident
 
@@ -25,13 +24,6 @@ SID = "CA" + "a" * 32
 def frozen():
     with freeze_time(NOW) as clock:
         yield clock
-
-
-@pytest.fixture
-def app(settings):
-    app = create_app(settings)
-    yield app
-    app.extensions["mimamori"].close()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from dataclasses import replace
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -10,21 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from notify.mailer import OutgoingEmail, PermanentMailError
+from notify.mailer import PermanentMailError
 from notify.outbox import OutboxMailer
+from tests.factories import sample_email
 
-EMAIL = OutgoingEmail(
-    message_key="report-0123abcd",
-    to_email="hanako@example.jp",
-    to_name="山田 一郎",
-    from_email="mimamori@example.org",
-    from_name="みまもりでんわ",
-    subject="【みまもりでんわ】山田 花子さまの体調確認結果（12月5日）",
-    text="山田 花子さまの体調確認の結果をお知らせします。\nお答え　：元気\n",
-    html="<p>山田 花子さまの体調確認の結果をお知らせします。</p>\n",
-    category="report",
-    created_at=datetime(2026, 12, 5, 0, 2, tzinfo=timezone.utc),
-)
+EMAIL = sample_email()
 
 
 def parse(path: Path) -> EmailMessage:
@@ -71,7 +61,7 @@ def test_sending_twice_replaces_the_same_file(tmp_path: Path) -> None:
 
 
 def test_message_key_cannot_escape_the_directory(tmp_path: Path) -> None:
-    email = OutgoingEmail(**{**EMAIL.__dict__, "message_key": "../etc/passwd x"})
+    email = replace(EMAIL, message_key="../etc/passwd x")
 
     name = OutboxMailer(tmp_path / "outbox").send(email)
 
@@ -82,7 +72,7 @@ def test_message_key_cannot_escape_the_directory(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("address", ["no-at-sign", "hanako@example.jp\r\nBcc: x@example.com"])
 def test_malformed_address_is_permanent(tmp_path: Path, address: str) -> None:
-    email = OutgoingEmail(**{**EMAIL.__dict__, "to_email": address})
+    email = replace(EMAIL, to_email=address)
 
     with pytest.raises(PermanentMailError):
         OutboxMailer(tmp_path).send(email)

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from dataclasses import replace
 
 import pytest
-from fakes.sendgrid import FakeSendGrid
 from python_http_client.exceptions import BadRequestsError
 from sendgrid import SendGridAPIClient
 
-from notify.mailer import OutgoingEmail, PermanentMailError, TransientMailError
+from notify.mailer import PermanentMailError, TransientMailError
 from notify.sendgrid import SendGridMailer
+from tests.factories import sample_email
+from tests.fakes.sendgrid import FakeSendGrid
 
 API_KEY = "SG.test-key-not-secret"
-EMAIL = OutgoingEmail(
-    message_key="report-0123abcd",
-    to_email="hanako@example.jp",
-    to_name="山田 一郎",
-    from_email="mimamori@example.org",
-    from_name="みまもりでんわ",
-    subject="【みまもりでんわ】山田 花子さまの体調確認結果（12月5日）",
-    text="お答え　：元気\n",
-    html="<p>お答え：元気</p>\n",
-    category="report",
-    created_at=datetime(2026, 12, 5, 0, 2, tzinfo=timezone.utc),
-)
+EMAIL = sample_email(text="お答え　：元気\n", html="<p>お答え：元気</p>\n")
 
 
 @pytest.fixture
@@ -75,7 +65,7 @@ def test_fake_rejects_a_payload_the_spec_does_not_allow(fake: FakeSendGrid) -> N
 
 
 def test_display_names_drop_characters_sendgrid_refuses(fake: FakeSendGrid, mailer: SendGridMailer) -> None:
-    mailer.send(OutgoingEmail(**{**EMAIL.__dict__, "to_name": "Yamada, Ichiro; son"}))
+    mailer.send(replace(EMAIL, to_name="Yamada, Ichiro; son"))
 
     assert fake.sent[0]["personalizations"][0]["to"][0]["name"] == "Yamada Ichiro son"
 

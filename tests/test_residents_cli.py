@@ -7,20 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app import create_app
 from residents import cli
 from residents.records import COLUMNS, parse_csv
 from store.models import Resident
 
 HEADER = "external_id,name,phone,call_time,municipality,contact1_name,contact1_email"
 GOOD = HEADER + "\nR1,山田 花子,03-1234-5678,09:00,鎌倉市,太郎,taro@example.jp\nR2,佐藤 一郎,090 1234 5678,10:30,,,\n"
-
-
-@pytest.fixture
-def app(settings):
-    app = create_app(settings)
-    yield app
-    app.extensions["mimamori"].close()
 
 
 @pytest.fixture

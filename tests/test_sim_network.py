@@ -12,7 +12,6 @@ from flask import Flask, Response, request
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
-from werkzeug.serving import make_server
 
 from carriers.base import DialRequest
 from carriers.sim import (
@@ -28,6 +27,7 @@ from carriers.sim import (
     default_persona,
 )
 from carriers.twilio import TwilioCarrier
+from tests.servers import LiveServer
 
 AUTH_TOKEN = "sim-network-test-token"
 PRESSES_1 = "+819012345671"
@@ -130,15 +130,11 @@ def thanks() -> str:
 def ivr() -> Iterator[Ivr]:
     ivr = Ivr()
     ivr.pages.update({"/ivr/answer": ask(), "/ivr/gather": thanks()})
-    server = make_server("127.0.0.1", 0, ivr_app(ivr), threaded=True)
-    ivr.base_url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    server = LiveServer(ivr_app(ivr)).start()
+    ivr.base_url = server.url
     yield ivr
     ivr.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    server.stop()
 
 
 @pytest.fixture
