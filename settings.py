@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import time
 from pathlib import Path
-from typing import Mapping
 
 from core.schedule import CallingHours
 
@@ -45,7 +45,7 @@ class Settings:
     calling_hours: CallingHours = CallingHours(time(8, 0), time(20, 0))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         defaults = cls()
 
@@ -88,7 +88,7 @@ class Settings:
         )
         return settings.validated()
 
-    def validated(self) -> "Settings":
+    def validated(self) -> Settings:
         if self.carrier not in ("sim", "twilio"):
             raise SettingsError(f"CARRIER={self.carrier!r}: use 'sim' or 'twilio'")
         if self.mail_backend not in ("outbox", "sendgrid"):
@@ -115,7 +115,7 @@ class Settings:
             raise SettingsError(f"DEFAULT_TIMEZONE={self.default_timezone!r} is not a known zone") from None
         return self
 
-    def with_secret_key(self) -> "Settings":
+    def with_secret_key(self) -> Settings:
         """Fill SECRET_KEY from instance/secret_key, creating it on first use (development only)."""
         if self.secret_key:
             return self

@@ -31,7 +31,8 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, time as clock_time, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -48,7 +49,7 @@ from settings import sim_auth_token  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.models import CallAttempt, CheckIn, Contact, Email, Resident  # noqa: E402
 
-UTC = timezone.utc
+UTC = UTC
 HOST = "127.0.0.1"  # the only address this script sends traffic to
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 SECRET_KEY = "bench"
@@ -110,6 +111,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkins", type=_positive, default=3000, help="timed check-ins per app (default 3000)")
     parser.add_argument("--connections", type=_positive, default=16, help="concurrent connections (default 16)")
     parser.add_argument("--warmup", type=_non_negative, default=100, help="untimed check-ins per app first (default 100)")
+    parser.add_argument("--workers", type=_positive, default=GUNICORN_WORKERS, help="gunicorn workers, both apps")
+    parser.add_argument("--threads", type=_positive, default=GUNICORN_THREADS, help="gunicorn threads per worker, both apps")
     parser.add_argument("--timeout", type=_positive, default=600, help="give up after this many seconds (default 600)")
     return parser.parse_args(argv)
 
@@ -145,10 +148,10 @@ def run(args: argparse.Namespace) -> str:
         checkins = [signed_checkin(validator, base_url, attempt_id, sid, phone) for attempt_id, sid, phone in calls]
         warmup, timed = checkins[: args.warmup], checkins[args.warmup :]
 
-        print(f"gunicorn: {GUNICORN_WORKERS} workers x {GUNICORN_THREADS} threads (gthread); "
+        print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); "
               f"client: {args.connections} connections in {min(CLIENT_PROCESSES, args.connections)} processes",
               flush=True)
-        baseline = Server("baseline", "bench.baseline_app:create_app()", baseline_port, workdir, {})
+        baseline = Server("baseline", "bench.baseline_app:create_app()", baseline_port, workdir, {}, args)
         servers.append(baseline)
         baseline.start()
         load(baseline, warmup, args.connections)
@@ -163,7 +166,7 @@ def run(args: argparse.Namespace) -> str:
             "CARRIER": "sim",
             "MAIL_BACKEND": "outbox",
             "MAIL_OUTBOX_DIR": str(workdir / "outbox"),
-        })
+        }, args)
         servers.append(mimamori)
         mimamori.start()
         load(mimamori, warmup, args.connections)
@@ -301,8 +304,10 @@ def _signed(validator: RequestValidator, base_url: str, kind: int, path: str, pa
 class Server:
     """One gunicorn, in its own session so that Ctrl-C reaches only this script, which stops it."""
 
-    def __init__(self, name: str, app: str, port: int, workdir: Path, env: dict[str, str]):
+    def __init__(self, name: str, app: str, port: int, workdir: Path, env: dict[str, str],
+                 args: argparse.Namespace):
         self.name, self.app, self.port = name, app, port
+        self.workers, self.threads = args.workers, args.threads
         self.log = workdir / f"{name}.log"
         self.env = os.environ | env
         self.process: subprocess.Popen | None = None
@@ -311,9 +316,9 @@ class Server:
         command = [
             sys.executable, "-m", "gunicorn",
             "--bind", f"{HOST}:{self.port}",
-            "--workers", str(GUNICORN_WORKERS),
+            "--workers", str(self.workers),
             "--worker-class", "gthread",
-            "--threads", str(GUNICORN_THREADS),
+            "--threads", str(self.threads),
             "--no-control-socket",
             "--log-level", "warning",
             "--error-logfile", str(self.log),

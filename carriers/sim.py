@@ -37,7 +37,7 @@ import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
@@ -799,7 +799,7 @@ def _filter_time(raw: str) -> datetime | None:
         return None
     for format in _FILTER_TIME_FORMATS:
         try:
-            return datetime.strptime(raw, format).replace(tzinfo=timezone.utc)
+            return datetime.strptime(raw, format).replace(tzinfo=UTC)
         except ValueError:
             continue
     raise ValueError(f"StartTime>={raw!r}")
@@ -833,4 +833,4 @@ def _path(url: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

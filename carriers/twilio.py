@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -74,7 +74,7 @@ class TwilioCarrier:
 
     def dial(self, request: DialRequest) -> PlacedCall:
         who = mask_phone(request.to)
-        first_sent = datetime.now(timezone.utc)
+        first_sent = datetime.now(UTC)
         maybe_created = False
         for attempt in range(1, self._max_tries + 1):
             if attempt > 1:
@@ -187,5 +187,5 @@ def _created_at(call: CallInstance) -> datetime | None:
 def _as_utc(moment: datetime) -> datetime:
     # The SDK formats the filter with strftime(...Z) without converting, so it must already be UTC.
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

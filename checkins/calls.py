@@ -16,13 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+import voice_scripts
 from carriers.base import Carrier, CarrierError
 from checkins.outcomes import escalate_help, mark_answered, mark_unanswered
-from core.conversation import HELP, MAX_REASKS, MAX_TURNS, Ask, Call, Finish, Heard, Position, opening, respond
-from core.conversation import Script
+from core.conversation import HELP, MAX_REASKS, MAX_TURNS, Ask, Call, Finish, Heard, Position, Script, opening, respond
 from settings import Settings
 from store.models import Answer, CallAttempt
-import voice_scripts
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import click
@@ -26,7 +26,7 @@ def call(external_id: str) -> None:
     """Place an extra check-in call to a resident now (within calling hours only)."""
     runtime = current_app.extensions["mimamori"]
     settings = runtime.settings
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         with runtime.session_factory.begin() as session:
             resident = session.scalars(select(Resident).where(Resident.external_id == external_id)).first()
@@ -72,7 +72,7 @@ def seed() -> None:
     """Add the demo residents if the database has none, due now."""
     runtime = current_app.extensions["mimamori"]
     settings = runtime.settings
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with runtime.session_factory.begin() as session:
         if session.scalar(select(func.count()).select_from(Resident)):
             click.echo("residents exist already; demo data not added")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, time
-from typing import Mapping
 
 HELP = "help"
 REPEAT = "repeat"

@@ -7,10 +7,10 @@ resident's own zone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-UTC = timezone.utc
+UTC = UTC
 MINUTES_PER_DAY = 24 * 60
 
 
@@ -38,7 +38,7 @@ class CallingHours:
     end: time | None  # None means the end of the day (24:00)
 
     @classmethod
-    def parse(cls, text: str) -> "CallingHours":
+    def parse(cls, text: str) -> CallingHours:
         first, sep, second = text.partition("-")
         if not sep:
             raise ValueError("write calling hours as HH:MM-HH:MM")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, abort, current_app, g, request
 
@@ -15,7 +15,7 @@ bp = Blueprint("ivr", __name__, url_prefix="/ivr")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @bp.post("/calls/<int:attempt_id>/answer")

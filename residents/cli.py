@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -30,7 +30,7 @@ def import_command(file: Path) -> None:
         summary = import_residents(
             session,
             parsed.records,
-            now=datetime.now(timezone.utc),
+            now=datetime.now(UTC),
             default_timezone=mimamori.settings.default_timezone,
         )
     click.echo(

@@ -10,9 +10,10 @@ import csv
 import io
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import time
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import phonenumbers
 
@@ -110,7 +111,7 @@ def parse_csv(text: str, *, calling_hours: CallingHours) -> ParsedFile:
             if len(row) != len(columns):
                 errors.append(RowError(line, f"has {len(row)} values but the header has {len(columns)} columns"))
                 continue
-            values = dict(zip(columns, (cell.strip() for cell in row)))
+            values = dict(zip(columns, (cell.strip() for cell in row), strict=True))
             problems: list[str] = []
             record = _parse_row(values, calling_hours, problems)
             external_id = values.get("external_id", "")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 from flask import current_app
@@ -23,7 +23,7 @@ def parse_instant(_context, _param, text: str | None) -> datetime | None:
         raise click.BadParameter(f"{text!r} is not an ISO-8601 date and time") from None
     if instant.tzinfo is None:
         raise click.BadParameter("give a time zone, e.g. 2026-12-05T09:00+09:00 or ...Z")
-    return instant.astimezone(timezone.utc)
+    return instant.astimezone(UTC)
 
 
 @scheduler_cli.command("run")
@@ -44,7 +44,7 @@ def run() -> None:
 def tick(at: datetime | None) -> None:
     """One pass of all due work: plan, dial, retry, mark absent, deliver email."""
     runtime = current_app.extensions["mimamori"]
-    now = at or datetime.now(timezone.utc)
+    now = at or datetime.now(UTC)
     try:
         click.echo(run_tick(runtime, now))
     finally:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from checkins.calls import sweep_silent_calls
-from checkins.dialing import DialReport, Dialler, close_expired
+from checkins.dialing import Dialler, DialReport, close_expired
 from checkins.planning import plan_checkins
 from notify.delivery import DeliveryReport, deliver_due_emails
 

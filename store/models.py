@@ -6,9 +6,10 @@ Every outgoing effect is a row before it happens: a call attempt is written as
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -21,12 +22,11 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
-    Boolean,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-UTC = timezone.utc
+UTC = UTC
 MAX_CONTACTS = 4
 
 

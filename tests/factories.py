@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 from sqlalchemy.orm import Session
 
 from notify.mailer import OutgoingEmail
 from store.models import CallAttempt, CheckIn, Contact, Resident
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def add_resident(session: Session, *, now: datetime, external_id: str = "r-1", name: str = "山田 花子",

@@ -22,7 +22,7 @@ class LiveServer:
     def _dispatch(self, environ, start_response):
         return self.app(environ, start_response)
 
-    def start(self) -> "LiveServer":
+    def start(self) -> LiveServer:
         self._thread.start()
         return self
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -205,14 +205,14 @@ def test_find_calls_returns_recent_calls_to_the_number_newest_first(carrier, net
     assert [call.sid for call in found] == [second.sid, first.sid]
     # A local time is converted to UTC before it reaches the filter.
     assert carrier.find_calls(PRESSES_1, datetime.now(ZoneInfo("Asia/Tokyo")) + timedelta(hours=1)) == []
-    assert carrier.find_calls(PRESSES_1, datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=1))
+    assert carrier.find_calls(PRESSES_1, datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1))
 
 
 def test_find_calls_with_a_wrong_token_is_permanent(network):
     carrier = TwilioCarrier(SIM_ACCOUNT_SID, "not-the-token", SIM_FROM_NUMBER, api_base_url=network.base_url)
     try:
         with pytest.raises(PermanentCarrierError) as raised:
-            carrier.find_calls(PRESSES_1, datetime.now(timezone.utc))
+            carrier.find_calls(PRESSES_1, datetime.now(UTC))
     finally:
         carrier.close()
 

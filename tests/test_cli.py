@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from freezegun import freeze_time
@@ -14,7 +14,7 @@ from scheduler.runner import build_scheduler
 from store.models import CheckIn, Resident
 from tests.phone_system import PhoneSystem
 
-UTC = timezone.utc
+UTC = UTC
 NINE_JST = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
 
 

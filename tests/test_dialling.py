@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from checkins.dialing import CallUrls, Dialler, Pacer
 from checkins.planning import plan_checkins
 from tests.factories import add_resident
 
-UTC = timezone.utc
+UTC = UTC
 NINE_JST = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
 
 

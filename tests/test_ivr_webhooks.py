@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 from store.models import Answer, CallAttempt, CheckIn, Email
 from tests.factories import add_calling_attempt, add_resident
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 12, 5, 0, 5, tzinfo=UTC)  # 09:05 in Tokyo
 CLOSES = datetime(2026, 12, 5, 11, 0, tzinfo=UTC)  # 20:00 in Tokyo
 SID = "CA" + "a" * 32

@@ -6,7 +6,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +18,7 @@ from notify.delivery import DeliveryReport, deliver_due_emails, queue_email, ret
 from notify.mailer import OutgoingEmail, PermanentMailError, TransientMailError
 from store.models import Email, Resident, StaffAlert
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 12, 5, 0, 2, tzinfo=UTC)
 FROM = "mimamori@example.org"
 RENDERED = render_report("ja", "山田 花子", NOW.astimezone(ZoneInfo("Asia/Tokyo")), "good")

@@ -7,7 +7,7 @@ Each resident's behaviour is the sim's dial plan: the last digit of the number
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from freezegun import freeze_time
@@ -18,7 +18,7 @@ from checkins.dialing import Dialler, Pacer
 from store.models import CallAttempt, CheckIn, PauseHold, Resident, StaffAlert
 from tests.phone_system import PhoneSystem
 
-UTC = timezone.utc
+UTC = UTC
 NINE_JST = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 

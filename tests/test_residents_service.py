@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import event, func, select
@@ -13,7 +13,7 @@ from residents.records import ContactRecord, ResidentRecord, parse_csv, to_csv
 from residents.service import ImportSummary, export_records, import_residents
 from store.models import Contact, Resident
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2025, 4, 1, 0, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=1)
 

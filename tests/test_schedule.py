@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -18,7 +18,7 @@ from core.schedule import (
     next_call_at,
 )
 
-UTC = timezone.utc
+UTC = UTC
 TOKYO = "Asia/Tokyo"
 HOURS = CallingHours.parse("08:00-20:00")
 RULE = RetryRule(timedelta(minutes=30), 2)
