@@ -18,8 +18,9 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.privacy import mask_email
 from notify.compose import Rendered
-from notify.mailer import Mailer, OutgoingEmail, PermanentMailError, TransientMailError, mask_address, mask_addresses
+from notify.mailer import Mailer, OutgoingEmail, PermanentMailError, TransientMailError
 from store.models import Email, StaffAlert
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def _insert_for(session: Session) -> Callable[..., postgresql.Insert | sqlite.In
         return postgresql.insert
     if dialect == "sqlite":
         return sqlite.insert
-    raise NotImplementedError(f"queue_email supports PostgreSQL and SQLite, not {dialect}")
+    raise ValueError(f"queue_email supports PostgreSQL and SQLite, not {dialect}")
 
 
 @dataclass(frozen=True)
@@ -180,8 +181,8 @@ def _deliver(session_factory: sessionmaker[Session], mailer: Mailer, claim: _Cla
 
 def _record(session_factory: sessionmaker[Session], claim: _Claim, now: datetime, status: str, **values) -> str:
     if "last_error" in values:
-        values["last_error"] = mask_addresses(values["last_error"])[:_ERROR_LENGTH]
-    masked = mask_address(claim.email.to_email)
+        values["last_error"] = mask_email(values["last_error"])[:_ERROR_LENGTH]
+    masked = mask_email(claim.email.to_email)
     with session_factory() as session, session.begin():
         # Only the holder of the lease records an outcome; a relay that outlived its lease defers.
         recorded = session.execute(

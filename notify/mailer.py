@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
-
-_ADDRESS = re.compile(r"([^\s@<>()\"',;:]+)@([^\s@<>()\"',;:]+)")
 
 
 @dataclass(frozen=True)
@@ -43,15 +40,3 @@ class Mailer(Protocol):
         Raises TransientMailError or PermanentMailError.
         """
 
-
-def mask_address(address: str) -> str:
-    """hanako@example.jp -> h*****@example.jp: enough for staff to recognise, too little to harvest."""
-    local, at, domain = address.rpartition("@")
-    if not at:
-        return "*" * min(len(address), 8)
-    return f"{local[:1]}{'*' * max(len(local) - 1, 1)}@{domain}"
-
-
-def mask_addresses(text: str) -> str:
-    """Mask every address inside a free-text message (provider errors may echo them)."""
-    return _ADDRESS.sub(lambda match: mask_address(match.group(0)), text)

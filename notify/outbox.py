@@ -11,7 +11,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from notify.mailer import OutgoingEmail, PermanentMailError, TransientMailError, mask_address
+from core.privacy import mask_email
+from notify.mailer import OutgoingEmail, PermanentMailError, TransientMailError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class OutboxMailer:
             _write_atomically(self.directory / name, data)
         except OSError as error:
             raise TransientMailError(f"cannot write outbox file: {error.strerror or error}") from None
-        log.info("outbox: wrote %s for %s", name, mask_address(email.to_email))
+        log.info("outbox: wrote %s for %s", name, mask_email(email.to_email))
         return name
 
 

@@ -11,7 +11,8 @@ from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Category, CustomArg, From, HtmlContent, Mail, PlainTextContent, To
 
-from notify.mailer import OutgoingEmail, PermanentMailError, TransientMailError, mask_address, mask_addresses
+from core.privacy import mask_email
+from notify.mailer import OutgoingEmail, PermanentMailError, TransientMailError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class SendGridMailer:
         except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, refused or dropped connections
             raise TransientMailError(f"SendGrid unreachable: {type(error).__name__}") from None
         message_id = response.headers.get("X-Message-Id", "")
-        log.info("sendgrid: accepted %s for %s as %s", email.message_key, mask_address(email.to_email), message_id)
+        log.info("sendgrid: accepted %s for %s as %s", email.message_key, mask_email(email.to_email), message_id)
         return message_id
 
 
@@ -66,4 +67,4 @@ def _first_error(body: bytes | None) -> str:
         message = json.loads(body or b"")["errors"][0]["message"]
     except (ValueError, LookupError, TypeError):
         return "no error detail"
-    return mask_addresses(str(message))[:200]
+    return mask_email(str(message))[:200]
