@@ -169,8 +169,8 @@ def _attempt(session: Session, attempt_id: int, event: CallEvent) -> CallAttempt
 def _advance(attempt: CallAttempt, event: CallEvent, now: datetime) -> None:
     if event.answered_by:
         attempt.answered_by = event.answered_by
-    if attempt.status in TERMINAL or attempt.outcome == "not_placed" and attempt.status != "dialling":
-        return
+    if attempt.status in TERMINAL or (attempt.outcome == "not_placed" and attempt.status != "dialling"):
+        return  # final states are sticky, whatever order the callbacks come in
     if event.status in TERMINAL or _RANK.get(event.status, -1) > _RANK.get(attempt.status, 0):
         if attempt.status == "dialling":
             attempt.placed_at = now

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
+from openapi_schema_validator import OAS30Validator
 
 from carriers.base import DialRequest, PermanentCarrierError, TransientCarrierError
 from carriers.sim import SIM_ACCOUNT_SID, SIM_FROM_NUMBER, SimNetwork
@@ -272,3 +276,24 @@ def test_mask_phone(text, masked):
 )
 def test_mask_email(text, masked):
     assert mask_email(text) == masked
+
+
+def test_the_create_call_form_validates_against_twilios_openapi_document(carrier, network, dial_request):
+    spec = json.loads((Path(__file__).parent / "specs" / "twilio_api_v2010_calls.json").read_text(encoding="utf-8"))
+    operation = spec["paths"]["/2010-04-01/Accounts/{AccountSid}/Calls.json"]["post"]
+    schema = dict(operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"])
+    schema["components"] = spec["components"]
+    carrier.dial(dial_request())
+    [call] = network.calls
+    # A form carries strings; read each field as the schema types it, as Twilio does.
+    form = {}
+    for name, values in call.form.items():
+        kind = schema["properties"][name].get("type")
+        form[name] = values if kind == "array" else int(values[0]) if kind == "integer" else values[0]
+    assert list(OAS30Validator(schema).iter_errors(form)) == []
+    assert set(schema["required"]) <= set(form)
+    response = dict(operation["responses"]["201"]["content"]["application/json"]["schema"])
+    response["components"] = spec["components"]
+    resource = requests.get(f"{network.base_url}/2010-04-01/Accounts/{SIM_ACCOUNT_SID}/Calls/{call.sid}.json",
+                            auth=(SIM_ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    assert list(OAS30Validator(response).iter_errors(resource.json())) == []
