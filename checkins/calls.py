@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 HEALTH = "health"
 TERMINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
-_RANK = {"dialling": 0, "queued": 1, "initiated": 1, "ringing": 2, "in-progress": 3}
+LIVE = frozenset({"queued", "initiated", "ringing", "in-progress"})
+_RANK = {"dialling": 0, "queued": 1, "initiated": 1, "ringing": 2, "in-progress": 3}  # final states rank above all
 SILENT_CALL_AFTER = timedelta(minutes=30)  # no final callback by then: ask the carrier
 GIVE_UP_CALL_AFTER = timedelta(hours=2)
 
@@ -132,7 +133,7 @@ def sweep_silent_calls(session_factory: sessionmaker[Session], carrier: Carrier,
     with session_factory() as session:
         ids = session.scalars(
             select(CallAttempt.id).where(
-                CallAttempt.status.in_(tuple(_RANK)[1:]),
+                CallAttempt.status.in_(LIVE),
                 CallAttempt.placed_at < now - SILENT_CALL_AFTER,
                 CallAttempt.outcome.is_(None),
             )

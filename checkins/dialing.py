@@ -230,9 +230,11 @@ class Dialler:
                 attempt = session.get(CallAttempt, attempt_id, with_for_update=True)
                 if attempt is None or attempt.status != "dialling" or attempt.dial_lease_until >= now:
                     continue
-                known = set(session.scalars(select(CallAttempt.call_sid).where(CallAttempt.call_sid.is_not(None))))
-                found = [c for c in self.carrier.find_calls(attempt.to_number, attempt.dialling_at - timedelta(seconds=5))
-                         if c.sid not in known]
+                calls = self.carrier.find_calls(attempt.to_number, attempt.dialling_at - timedelta(seconds=5))
+                known = set(session.scalars(
+                    select(CallAttempt.call_sid).where(CallAttempt.call_sid.in_([c.sid for c in calls]))
+                ))
+                found = [c for c in calls if c.sid not in known]  # a call already tied to another attempt is not ours
                 if found:
                     _adopt(attempt, found[0].sid, found[0].status, now)
                 else:

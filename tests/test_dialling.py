@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+from checkins.calls import sweep_silent_calls
 from checkins.dialing import CallUrls, Dialler, Pacer
 from checkins.planning import plan_checkins
-from tests.factories import add_resident
+from store.models import CallAttempt
+from tests.factories import add_calling_attempt, add_resident
 
 UTC = UTC
 NINE_JST = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
@@ -61,3 +63,45 @@ def test_planning_twice_plans_once(db, settings):
     assert plan_checkins(db, settings, NINE_JST) == 1
     assert plan_checkins(db, settings, NINE_JST + timedelta(minutes=1)) == 0
     assert plan_checkins(db, settings, NINE_JST + timedelta(days=1)) == 1
+
+
+class CarrierThatKnows:
+    """The carrier's answer when asked about a call whose final callback never came."""
+
+    def __init__(self, status: str):
+        self.status = status
+        self.asked: list[str] = []
+
+    def call_status(self, sid: str) -> str:
+        self.asked.append(sid)
+        return self.status
+
+
+def silent_call(db, placed_minutes_ago: int):
+    resident = add_resident(db, now=NINE_JST)
+    placed = NINE_JST - timedelta(minutes=placed_minutes_ago)
+    attempt = add_calling_attempt(db, resident, now=placed, local_day=date(2026, 12, 5),
+                                  closes=NINE_JST + timedelta(hours=11))
+    attempt.status = "ringing"
+    db.commit()
+    return attempt.id
+
+
+def test_a_call_whose_final_callback_never_came_is_settled_by_asking_the_carrier(db, session_factory, settings):
+    attempt_id = silent_call(db, placed_minutes_ago=31)
+    carrier = CarrierThatKnows("no-answer")
+    assert sweep_silent_calls(session_factory, carrier, settings, NINE_JST) == 1
+    db.expire_all()
+    attempt = db.get(CallAttempt, attempt_id)
+    assert carrier.asked == [attempt.call_sid]
+    assert (attempt.status, attempt.outcome) == ("no-answer", "unanswered")
+    assert attempt.checkin.status == "scheduled" and attempt.checkin.unanswered_count == 1
+
+
+def test_a_recent_call_is_left_alone_and_an_endless_one_is_ended(db, session_factory, settings):
+    recent = silent_call(db, placed_minutes_ago=5)
+    carrier = CarrierThatKnows("in-progress")
+    assert sweep_silent_calls(session_factory, carrier, settings, NINE_JST) == 0
+    assert sweep_silent_calls(session_factory, carrier, settings, NINE_JST + timedelta(hours=3)) == 1
+    db.expire_all()
+    assert db.get(CallAttempt, recent).outcome == "unanswered"
