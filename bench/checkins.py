@@ -21,6 +21,7 @@ import http.client
 import math
 import multiprocessing as mp
 import os
+import queue
 import secrets
 import shutil
 import signal
@@ -30,7 +31,8 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -49,7 +51,6 @@ from settings import sim_auth_token  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.models import CallAttempt, CheckIn, Contact, Email, Resident  # noqa: E402
 
-UTC = UTC
 HOST = "127.0.0.1"  # the only address this script sends traffic to
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 SECRET_KEY = "bench"
@@ -61,6 +62,7 @@ GUNICORN_WORKERS = 2
 GUNICORN_THREADS = 8
 CLIENT_PROCESSES = 2  # the load generator's threads are split over this many processes (one GIL each)
 REQUEST_TIMEOUT = 30.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 HEALTH_TRIES = 150  # x 0.1 s
 ANSWER, GATHER, STATUS = 0, 1, 2
 KINDS = ("answer", "gather", "status")
@@ -78,10 +80,24 @@ class Phase:
     checkins: int
     seconds: float
     latencies: list[list[float]]  # per kind, in seconds
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used during the phase, by party
 
     @property
     def per_second(self) -> float:
         return self.checkins / self.seconds
+
+    @classmethod
+    def combined(cls, phases: list[Phase]) -> Phase:
+        cpu: dict[str, float] = {}
+        for phase in phases:
+            for party, seconds in phase.cpu.items():
+                cpu[party] = cpu.get(party, 0.0) + seconds
+        return cls(
+            checkins=sum(phase.checkins for phase in phases),
+            seconds=sum(phase.seconds for phase in phases),
+            latencies=[[value for phase in phases for value in phase.latencies[kind]] for kind in range(len(KINDS))],
+            cpu=cpu,
+        )
 
     def all_latencies(self) -> list[float]:
         return sorted(value for kind in self.latencies for value in kind)
@@ -111,6 +127,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkins", type=_positive, default=3000, help="timed check-ins per app (default 3000)")
     parser.add_argument("--connections", type=_positive, default=16, help="concurrent connections (default 16)")
     parser.add_argument("--warmup", type=_non_negative, default=100, help="untimed check-ins per app first (default 100)")
+    parser.add_argument("--rounds", type=_positive, default=3,
+                        help="alternate the two apps this many times over the timed check-ins (default 3)")
     parser.add_argument("--workers", type=_positive, default=GUNICORN_WORKERS, help="gunicorn workers, both apps")
     parser.add_argument("--threads", type=_positive, default=GUNICORN_THREADS, help="gunicorn threads per worker, both apps")
     parser.add_argument("--timeout", type=_positive, default=600, help="give up after this many seconds (default 600)")
@@ -148,17 +166,10 @@ def run(args: argparse.Namespace) -> str:
         checkins = [signed_checkin(validator, base_url, attempt_id, sid, phone) for attempt_id, sid, phone in calls]
         warmup, timed = checkins[: args.warmup], checkins[args.warmup :]
 
-        print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); "
-              f"client: {args.connections} connections in {min(CLIENT_PROCESSES, args.connections)} processes",
-              flush=True)
+        print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread), both apps; "
+              f"load: {args.connections} keep-alive connections in {min(CLIENT_PROCESSES, args.connections)} "
+              f"processes; {args.rounds} rounds of baseline then mimamori; {_machine()}", flush=True)
         baseline = Server("baseline", "bench.baseline_app:create_app()", baseline_port, workdir, {}, args)
-        servers.append(baseline)
-        baseline.start()
-        load(baseline, warmup, args.connections)
-        base = load(baseline, timed, args.connections)
-        baseline.stop()
-        report("baseline", base)
-
         mimamori = Server("mimamori", "app:create_app()", app_port, workdir, {
             "DATABASE_URL": url,
             "SECRET_KEY": SECRET_KEY,
@@ -167,13 +178,24 @@ def run(args: argparse.Namespace) -> str:
             "MAIL_BACKEND": "outbox",
             "MAIL_OUTBOX_DIR": str(workdir / "outbox"),
         }, args)
-        servers.append(mimamori)
-        mimamori.start()
-        load(mimamori, warmup, args.connections)
-        app = load(mimamori, timed, args.connections)
-        mimamori.stop()
-        report("mimamori", app)
+        for server in (baseline, mimamori):
+            servers.append(server)
+            server.start()
+            load(server, warmup, args.connections)
 
+        # Interleaved, so that a change in the machine's other load during the run touches both apps alike.
+        # The baseline is stateless and gets the same requests; each of Mimamori's check-ins is used once.
+        base_rounds, app_rounds = [], []
+        size = math.ceil(len(timed) / args.rounds)
+        for start in range(0, len(timed), size):
+            chunk = timed[start : start + size]
+            base_rounds.append(load(baseline, chunk, args.connections))
+            app_rounds.append(load(mimamori, chunk, args.connections, lambda: backend_pids(admin, database)))
+        for server in servers:
+            server.stop()
+        base, app = Phase.combined(base_rounds), Phase.combined(app_rounds)
+        report("baseline", base)
+        report("mimamori", app)
         print(sanity(url, len(checkins)), flush=True)
         latencies = app.all_latencies()
         return (
@@ -243,7 +265,7 @@ def seed(url: str, count: int) -> list[tuple[int, str, str]]:
             connection.execute(text("ANALYZE"))
     finally:
         engine.dispose()
-    return list(zip(attempts, sids, phones))
+    return list(zip(attempts, sids, phones, strict=True))
 
 
 def sanity(url: str, count: int) -> str:
@@ -353,11 +375,30 @@ class Server:
             self.process.kill()
             self.process.wait(timeout=5)
 
+    def pids(self) -> list[int]:
+        """The gunicorn arbiter and its workers."""
+        if self.process is None:
+            return []
+        master = self.process.pid
+        try:
+            children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        except OSError:
+            children = []
+        return [master, *map(int, children)]
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _machine() -> str:
+    try:
+        load = " ".join(f"{value:.1f}" for value in os.getloadavg())
+    except OSError:
+        load = "?"
+    return f"{os.cpu_count()} CPUs, load average {load} before the run"
 
 
 def free_port() -> int:
@@ -369,8 +410,9 @@ def free_port() -> int:
 # --- the load -----------------------------------------------------------------------------
 
 
-def load(server: Server, checkins: list[tuple[Request, ...]], connections: int) -> Phase:
-    """Send every check-in once over `connections` keep-alive connections; time it."""
+def load(server: Server, checkins: list[tuple[Request, ...]], connections: int,
+         postgres_pids: Callable[[], list[int]] = list) -> Phase:
+    """Send every check-in once over `connections` keep-alive connections; time it, and count CPU used."""
     if not checkins:
         return Phase(0, 0.0, [[], [], []])
     context = mp.get_context()
@@ -380,7 +422,7 @@ def load(server: Server, checkins: list[tuple[Request, ...]], connections: int) 
     stop = context.Event()
     start = context.Barrier(connections + 1)
     results = context.Queue()
-    deadline = time.monotonic() + max(60.0, 0.1 * len(checkins))  # generous; the run is counted, not timed out
+    deadline = time.monotonic() + max(120.0, 0.5 * len(checkins))  # generous: a stuck run ends, a slow one does not
     clients = [
         context.Process(target=_client, args=(server.port, checkins, threads, next_index, stop, start, results,
                                               deadline), daemon=True)
@@ -389,8 +431,13 @@ def load(server: Server, checkins: list[tuple[Request, ...]], connections: int) 
     try:
         for client in clients:
             client.start()
-        start.wait(timeout=60)  # every connection open: go
-        parts = [results.get(timeout=max(1.0, deadline - time.monotonic() + 30)) for _ in clients]
+        try:
+            start.wait(timeout=60)  # every connection open: go
+        except threading.BrokenBarrierError:
+            raise BenchError(f"{server.name}: the load generator did not start") from None
+        server_before, postgres_before = cpu_seconds(server.pids()), cpu_seconds(postgres_pids())
+        parts = _collect(results, clients, deadline + 30)
+        server_after, postgres_after = cpu_seconds(server.pids()), cpu_seconds(postgres_pids())
     except BaseException:
         stop.set()
         start.abort()
@@ -413,12 +460,56 @@ def load(server: Server, checkins: list[tuple[Request, ...]], connections: int) 
     first = min(part["first"] for part in parts)
     last = max(part["last"] for part in parts)
     latencies = [[value for part in parts for value in part["latencies"][kind]] for kind in range(len(KINDS))]
-    return Phase(done, last - first, latencies)
+    cpu = {
+        "server": _used(server_before, server_after),
+        "postgres": _used(postgres_before, postgres_after),
+        "load generator": sum(part["cpu"] for part in parts),
+    }
+    return Phase(done, last - first, latencies, cpu)
+
+
+def _collect(results, clients: list, deadline: float) -> list[dict]:
+    """Each load process's totals; a process that dies or hangs fails the run instead of stalling it."""
+    parts = []
+    while len(parts) < len(clients):
+        try:
+            parts.append(results.get(timeout=1.0))
+        except queue.Empty:
+            if time.monotonic() > deadline:
+                raise BenchError("the load generator did not finish in time") from None
+            if any(client.exitcode not in (None, 0) for client in clients):
+                raise BenchError("a load generator process died") from None
+    return parts
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each process, from /proc (Linux); empty elsewhere."""
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return used
+
+
+def _used(before: dict[int, float], after: dict[int, float]) -> float:
+    if not after:
+        return math.nan
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def backend_pids(admin, database: str) -> list[int]:
+    with admin.connect() as connection:
+        return list(connection.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = :name"),
+                                       {"name": database}))
 
 
 def _client(port: int, checkins, threads: int, next_index, stop, start, results, deadline: float) -> None:
     """A load process: `threads` connections, each sending whole check-ins taken from the shared counter."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    started = time.process_time()
     lock = threading.Lock()
     totals = {"done": 0, "failures": 0, "examples": [], "first": math.inf, "last": -math.inf,
               "latencies": [[] for _ in KINDS]}
@@ -441,7 +532,6 @@ def _client(port: int, checkins, threads: int, next_index, stop, start, results,
             start.wait(timeout=60)
         except threading.BrokenBarrierError:
             return
-        perf_counter = time.perf_counter
         while not stop.is_set():
             with next_index.get_lock():
                 index = next_index.value
@@ -451,27 +541,15 @@ def _client(port: int, checkins, threads: int, next_index, stop, start, results,
             if time.monotonic() > deadline:
                 fail("the load phase ran out of time")
                 break
-            for kind, path, body, headers in checkins[index]:
-                began = perf_counter()
-                try:
-                    connection.request("POST", path, body, headers)
-                    response = connection.getresponse()
-                    data = response.read()
-                except (OSError, http.client.HTTPException) as error:
-                    fail(f"POST {path}: {type(error).__name__}: {error}")
-                    break
-                ended = perf_counter()
-                problem = _check(kind, response, data)
-                if problem:
-                    fail(f"POST {path}: {problem}")
-                    break
+            timings = []
+            problem = _send_checkin(connection, checkins[index], timings)
+            if problem:
+                fail(problem)
+                break
+            for kind, began, ended in timings:
                 latencies[kind].append(ended - began)
-                first = min(first, began)
-                last = ended
-            else:
-                done += 1
-                continue
-            break
+            first, last = min(first, timings[0][1]), timings[-1][2]
+            done += 1
         connection.close()
         with lock:
             totals["done"] += done
@@ -485,7 +563,27 @@ def _client(port: int, checkins, threads: int, next_index, stop, start, results,
         worker.start()
     for worker in workers:
         worker.join()
+    totals["cpu"] = time.process_time() - started
     results.put(totals)
+
+
+def _send_checkin(connection: http.client.HTTPConnection, checkin: tuple[Request, ...],
+                  timings: list[tuple[int, float, float]]) -> str | None:
+    """POST the webhooks of one check-in in order; append (kind, began, ended) per request. A problem stops it."""
+    for kind, path, body, headers in checkin:
+        began = time.perf_counter()
+        try:
+            connection.request("POST", path, body, headers)
+            response = connection.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException) as error:
+            return f"POST {path}: {type(error).__name__}: {error}"
+        ended = time.perf_counter()
+        problem = _check(kind, response, data)
+        if problem:
+            return f"POST {path}: {problem}"
+        timings.append((kind, began, ended))
+    return None
 
 
 def _check(kind: int, response: http.client.HTTPResponse, data: bytes) -> str | None:
@@ -508,9 +606,12 @@ def report(name: str, phase: Phase) -> None:
         f"{KINDS[kind]} {percentile(sorted(values), 50) * 1000:.1f}/{percentile(sorted(values), 99) * 1000:.1f}"
         for kind, values in enumerate(phase.latencies)
     )
+    cpu = ", ".join(f"{party} {seconds / phase.checkins * 1000:.1f}" for party, seconds in phase.cpu.items()
+                    if not math.isnan(seconds))
     print(f"{name}: {phase.checkins} check-ins ({3 * phase.checkins} requests) in {phase.seconds:.2f} s = "
           f"{phase.per_second:.1f} check-ins/s; per-request latency p50 {percentile(every, 50) * 1000:.1f} ms, "
-          f"p99 {percentile(every, 99) * 1000:.1f} ms; p50/p99 ms by webhook: {per_kind}", flush=True)
+          f"p99 {percentile(every, 99) * 1000:.1f} ms; p50/p99 ms by webhook: {per_kind}; "
+          f"CPU ms per check-in: {cpu}", flush=True)
 
 
 def percentile(ordered: list[float], p: float) -> float:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import voice_scripts
 from carriers.base import Carrier, CarrierError
-from checkins.outcomes import escalate_help, mark_answered, mark_unanswered
+from checkins.outcomes import escalate, mark_answered, mark_unanswered
 from core.conversation import HELP, MAX_REASKS, MAX_TURNS, Ask, Call, Finish, Heard, Position, Script, opening, respond
 from settings import Settings
 from store.models import Answer, CallAttempt
@@ -113,7 +113,7 @@ def hear(session: Session, attempt_id: int, position: Position, heard: Heard, ev
         if question.key == HEALTH:
             mark_answered(session, checkin, attempt, turn.answer.value, now)
         elif turn.answer.value == HELP:
-            escalate_help(session, checkin, now)
+            escalate(session, checkin, HELP, now)
     session.commit()
     return Reply(turn.next, call.script, attempt.id)
 

@@ -17,7 +17,7 @@ from notify.delivery import queue_email
 from settings import Settings
 from store.models import CallAttempt, CheckIn, Resident, StaffAlert
 
-URGENT_HEALTH = {"unwell": "unwell", HELP: "help"}
+URGENT_HEALTH = frozenset({"unwell", HELP})  # answers that also send the urgent email
 
 
 def retry_rule(settings: Settings) -> RetryRule:
@@ -39,18 +39,15 @@ def mark_answered(session: Session, checkin: CheckIn, attempt: CallAttempt, heal
         session, "report", checkin, now, lambda language: render_report(language, resident.name, local_when, health)
     )
     if health in URGENT_HEALTH:
-        reason = URGENT_HEALTH[health]
-        _queue_for_contacts(
-            session, "urgent", checkin, now, lambda language: render_urgent(language, resident.name, local_when, reason)
-        )
+        escalate(session, checkin, health, now)
 
 
-def escalate_help(session: Session, checkin: CheckIn, now: datetime) -> None:
-    """Help asked for after the health answer (on a later question): urgent email, once."""
+def escalate(session: Session, checkin: CheckIn, reason: str, now: datetime) -> None:
+    """Urgent email to every recipient, once per check-in: "unwell", or "help" (at any question)."""
     resident = checkin.resident
     local_when = now.astimezone(ZoneInfo(resident.timezone))
     _queue_for_contacts(
-        session, "urgent", checkin, now, lambda language: render_urgent(language, resident.name, local_when, "help")
+        session, "urgent", checkin, now, lambda language: render_urgent(language, resident.name, local_when, reason)
     )
 
 
