@@ -7,10 +7,12 @@ private PostgreSQL database; bench/baseline_app.py (fixed TwiML, no signature ch
 no database) runs under the same gunicorn settings and gets the same requests.
 
     .venv/bin/python bench/checkins.py [--checkins 3000] [--connections 16] [--warmup 100]
+                                       [--rounds 3] [--workers 4] [--threads 4] [--timeout 600]
 
 The last line of output is the result:
     checkins_per_s=... baseline_per_s=... ratio=... p50_ms=... p99_ms=...
-p50/p99 are per-request latencies of Mimamori's webhooks (all three kinds together).
+ratio = checkins_per_s / baseline_per_s. p50/p99 are per-request latencies of Mimamori's
+webhooks (answer, gather and status together), not of whole check-ins.
 Traffic goes to 127.0.0.1 only; the database is dropped at the end, also on failure.
 """
 
@@ -58,8 +60,8 @@ ACCOUNT_SID = "AC" + "0" * 32
 FROM_NUMBER = "+815000000000"
 CONTACTS_PER_RESIDENT = 2  # so each answered check-in queues two report emails, as in production
 # Both apps run with these; see bench/README.md for why.
-GUNICORN_WORKERS = 2
-GUNICORN_THREADS = 8
+GUNICORN_WORKERS = 4
+GUNICORN_THREADS = 4
 CLIENT_PROCESSES = 2  # the load generator's threads are split over this many processes (one GIL each)
 REQUEST_TIMEOUT = 30.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -197,6 +199,8 @@ def run(args: argparse.Namespace) -> str:
         report("baseline", base)
         report("mimamori", app)
         print(sanity(url, len(checkins)), flush=True)
+        print(f"ratio = mimamori / baseline check-ins per second; p50_ms and p99_ms: per-request latency of "
+              f"Mimamori's webhooks at {args.connections} connections", flush=True)
         latencies = app.all_latencies()
         return (
             f"checkins_per_s={app.per_second:.1f} baseline_per_s={base.per_second:.1f} "

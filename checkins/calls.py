@@ -13,15 +13,15 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 import voice_scripts
 from carriers.base import Carrier, CarrierError
 from checkins.outcomes import escalate, mark_answered, mark_unanswered
 from core.conversation import HELP, MAX_REASKS, MAX_TURNS, Ask, Call, Finish, Heard, Position, Script, opening, respond
 from settings import Settings
-from store.models import Answer, CallAttempt
+from store.db import insert_or_ignore
+from store.models import Answer, CallAttempt, CheckIn
 
 log = logging.getLogger(__name__)
 
@@ -82,31 +82,20 @@ def hear(session: Session, attempt_id: int, position: Position, heard: Heard, ev
     if not (0 <= position.question < len(call.question_keys) and 0 <= position.reasks <= MAX_REASKS
             and 0 <= position.turn < MAX_TURNS):
         raise BadPosition(f"no such step: {position}")
-    stored = _stored_input(session, attempt.id, position.turn)
-    if stored is not None:
-        return Reply(respond(call, position, stored).next, call.script, attempt.id)
-
     turn = respond(call, position, heard)
     question = call.question(position.question)
-    row = Answer(
-        attempt_id=attempt.id,
-        turn=position.turn,
-        question=question.key,
-        mode=heard.mode,
-        digits=heard.digits or None,
-        transcript=heard.speech or None,
-        confidence=heard.confidence,
-        value=turn.understood,
-        final=turn.answer is not None,
-        heard_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:  # the same webhook delivered twice at once: the first one acts
+    recorded = session.execute(
+        insert_or_ignore(session, Answer)
+        .values(attempt_id=attempt.id, turn=position.turn, question=question.key, mode=heard.mode,
+                digits=heard.digits or None, transcript=heard.speech or None, confidence=heard.confidence,
+                value=turn.understood, final=turn.answer is not None, heard_at=now)
+        .returning(Answer.id)
+    ).first()
+    if recorded is None:
+        # This turn was heard before (a retried webhook): reply from what was stored, act on nothing.
         session.rollback()
         stored = _stored_input(session, attempt_id, position.turn)
-        return Reply(respond(call, position, stored or heard).next, call.script, attempt_id)
+        return Reply(respond(call, position, stored).next, call.script, attempt_id)
 
     if turn.answer is not None:
         checkin = attempt.checkin
@@ -157,7 +146,12 @@ def sweep_silent_calls(session_factory: sessionmaker[Session], carrier: Carrier,
 
 
 def _attempt(session: Session, attempt_id: int, event: CallEvent) -> CallAttempt:
-    attempt = session.get(CallAttempt, attempt_id)
+    # One query for the attempt, its day and its resident: every webhook needs all three.
+    attempt = session.scalars(
+        select(CallAttempt)
+        .where(CallAttempt.id == attempt_id)
+        .options(joinedload(CallAttempt.checkin).joinedload(CheckIn.resident))
+    ).first()
     if attempt is None:
         raise UnknownAttempt(attempt_id)
     if attempt.call_sid is None:
@@ -186,10 +180,8 @@ def _end(session: Session, attempt: CallAttempt, now: datetime, settings: Settin
         mark_unanswered(session, attempt.checkin, attempt, now, settings)
 
 
-def _stored_input(session: Session, attempt_id: int, turn: int) -> Heard | None:
-    row = session.scalars(select(Answer).where(Answer.attempt_id == attempt_id, Answer.turn == turn)).first()
-    if row is None:
-        return None
+def _stored_input(session: Session, attempt_id: int, turn: int) -> Heard:
+    row = session.scalars(select(Answer).where(Answer.attempt_id == attempt_id, Answer.turn == turn)).one()
     return Heard(digits=row.digits or "", speech=row.transcript or "", confidence=row.confidence)
 
 

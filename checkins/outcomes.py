@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from core.conversation import HELP
 from core.schedule import Absent, RetryRule, after_unanswered
 from notify.compose import Rendered, render_absent, render_report, render_urgent
-from notify.delivery import queue_email
+from notify.delivery import QueuedEmail, queue_emails
 from settings import Settings
 from store.models import CallAttempt, CheckIn, Resident, StaffAlert
 
@@ -91,18 +91,18 @@ def cancel(session: Session, checkin: CheckIn, reason: str, now: datetime, alert
 def _queue_for_contacts(session: Session, kind: str, checkin: CheckIn, now: datetime, render) -> None:
     resident: Resident = checkin.resident
     rendered_by_language: dict[str, Rendered] = {}
+    emails = []
     for contact in resident.contacts:
         language = contact.language or "ja"
         if language not in rendered_by_language:
             rendered_by_language[language] = render(language)
-        queue_email(
-            session,
+        emails.append(QueuedEmail(
             purpose=f"{kind}:checkin-{checkin.id}:{contact.email}",
             kind=kind,
             to_email=contact.email,
             to_name=contact.name,
             rendered=rendered_by_language[language],
-            now=now,
             resident_id=resident.id,
             checkin_id=checkin.id,
-        )
+        ))
+    queue_emails(session, emails, now=now)

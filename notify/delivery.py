@@ -10,17 +10,16 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.privacy import mask_email
 from notify.compose import Rendered
 from notify.mailer import Mailer, OutgoingEmail, PermanentMailError, TransientMailError
+from store.db import insert_or_ignore
 from store.models import Email, StaffAlert
 
 log = logging.getLogger(__name__)
@@ -50,32 +49,38 @@ def queue_email(
     resident_id: int | None = None,
     checkin_id: int | None = None,
 ) -> bool:
-    """Record an email to send, once per purpose. False if that purpose is already queued.
+    """Record an email to send, once per purpose. False if that purpose is already queued."""
+    return queue_emails(session, [QueuedEmail(purpose, kind, to_email, to_name, rendered, resident_id, checkin_id)],
+                        now=now) == 1
 
-    Does not commit: the email becomes real with the caller's transaction. A concurrent
+
+@dataclass(frozen=True)
+class QueuedEmail:
+    purpose: str
+    kind: str
+    to_email: str
+    to_name: str
+    rendered: Rendered
+    resident_id: int | None = None
+    checkin_id: int | None = None
+
+
+def queue_emails(session: Session, emails: list[QueuedEmail], *, now: datetime) -> int:
+    """Record emails to send, once per purpose, in one statement; returns how many were new.
+
+    Does not commit: the emails become real with the caller's transaction. A concurrent
     transaction queueing the same purpose waits on the unique index and then does nothing.
     """
-    statement = (
-        _insert_for(session)(Email)
-        .values(
-            purpose=purpose,
-            kind=kind,
-            resident_id=resident_id,
-            checkin_id=checkin_id,
-            to_email=to_email,
-            to_name=to_name,
-            subject=rendered.subject,
-            text_body=rendered.text,
-            html_body=rendered.html,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[Email.purpose])
-        .returning(Email.id)  # no row back when the purpose was already there
-    )
-    return session.execute(statement).scalar_one_or_none() is not None
+    if not emails:
+        return 0
+    rows = [
+        dict(purpose=e.purpose, kind=e.kind, resident_id=e.resident_id, checkin_id=e.checkin_id,
+             to_email=e.to_email, to_name=e.to_name, subject=e.rendered.subject, text_body=e.rendered.text,
+             html_body=e.rendered.html, status="pending", attempts=0, next_attempt_at=now, created_at=now)
+        for e in emails
+    ]
+    statement = insert_or_ignore(session, Email).values(rows).returning(Email.id)  # no row back for a known purpose
+    return len(session.execute(statement).all())
 
 
 def deliver_due_emails(
@@ -105,15 +110,6 @@ def retry_delay(attempts: int) -> timedelta:
 def message_key(email: Email) -> str:
     # Derived from the purpose (stable across retries and relays) but hashed: purposes hold addresses.
     return f"{email.kind}-{hashlib.sha256(email.purpose.encode()).hexdigest()[:32]}"
-
-
-def _insert_for(session: Session) -> Callable[..., postgresql.Insert | sqlite.Insert]:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert
-    if dialect == "sqlite":
-        return sqlite.insert
-    raise ValueError(f"queue_email supports PostgreSQL and SQLite, not {dialect}")
 
 
 @dataclass(frozen=True)
