@@ -6,7 +6,7 @@ email per contact) and the final status callback. Mimamori runs under gunicorn o
 private PostgreSQL database; bench/baseline_app.py (fixed TwiML, no signature check,
 no database) runs under the same gunicorn settings and gets the same requests.
 
-    .venv/bin/python bench/checkins.py [--checkins 3000] [--connections 16] [--warmup 100]
+    .venv/bin/python bench/checkins.py [--checkins 1500] [--connections 16] [--warmup 100]
                                        [--rounds 3] [--workers 4] [--threads 4] [--timeout 600]
 
 The last line of output is the result:
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkins", type=_positive, default=3000, help="timed check-ins per app (default 3000)")
+    parser.add_argument("--checkins", type=_positive, default=1500, help="timed check-ins per app (default 1500)")
     parser.add_argument("--connections", type=_positive, default=16, help="concurrent connections (default 16)")
     parser.add_argument("--warmup", type=_non_negative, default=100, help="untimed check-ins per app first (default 100)")
     parser.add_argument("--rounds", type=_positive, default=3,

@@ -85,11 +85,10 @@ def hear(session: Session, attempt_id: int, position: Position, heard: Heard, ev
     turn = respond(call, position, heard)
     question = call.question(position.question)
     recorded = session.execute(
-        insert_or_ignore(session, Answer)
-        .values(attempt_id=attempt.id, turn=position.turn, question=question.key, mode=heard.mode,
-                digits=heard.digits or None, transcript=heard.speech or None, confidence=heard.confidence,
-                value=turn.understood, final=turn.answer is not None, heard_at=now)
-        .returning(Answer.id)
+        insert_or_ignore(session, Answer.__table__),
+        dict(attempt_id=attempt.id, turn=position.turn, question=question.key, mode=heard.mode,
+             digits=heard.digits or None, transcript=heard.speech or None, confidence=heard.confidence,
+             value=turn.understood, final=turn.answer is not None, heard_at=now),
     ).first()
     if recorded is None:
         # This turn was heard before (a retried webhook): reply from what was stored, act on nothing.
@@ -109,7 +108,7 @@ def hear(session: Session, attempt_id: int, position: Position, heard: Heard, ev
 
 def record_status(session: Session, attempt_id: int, event: CallEvent, now: datetime, settings: Settings) -> None:
     """A call progress event. Status only moves forward; the first final status decides the outcome."""
-    attempt = _attempt(session, attempt_id, event)
+    attempt = _attempt(session, attempt_id, event, with_context=False)  # the day is loaded only if it must change
     _advance(attempt, event, now)
     if event.status in TERMINAL:
         _end(session, attempt, now, settings)
@@ -145,13 +144,11 @@ def sweep_silent_calls(session_factory: sessionmaker[Session], carrier: Carrier,
     return len(ids)
 
 
-def _attempt(session: Session, attempt_id: int, event: CallEvent) -> CallAttempt:
-    # One query for the attempt, its day and its resident: every webhook needs all three.
-    attempt = session.scalars(
-        select(CallAttempt)
-        .where(CallAttempt.id == attempt_id)
-        .options(joinedload(CallAttempt.checkin).joinedload(CheckIn.resident))
-    ).first()
+def _attempt(session: Session, attempt_id: int, event: CallEvent, *, with_context: bool = True) -> CallAttempt:
+    query = select(CallAttempt).where(CallAttempt.id == attempt_id)
+    if with_context:  # the conversation needs the day and the resident: one query for all three
+        query = query.options(joinedload(CallAttempt.checkin).joinedload(CheckIn.resident))
+    attempt = session.scalars(query).first()
     if attempt is None:
         raise UnknownAttempt(attempt_id)
     if attempt.call_sid is None:

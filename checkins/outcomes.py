@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.conversation import HELP
@@ -15,7 +16,7 @@ from core.schedule import Absent, RetryRule, after_unanswered
 from notify.compose import Rendered, render_absent, render_report, render_urgent
 from notify.delivery import QueuedEmail, queue_emails
 from settings import Settings
-from store.models import CallAttempt, CheckIn, Resident, StaffAlert
+from store.models import CallAttempt, CheckIn, Contact, Resident, StaffAlert
 
 URGENT_HEALTH = frozenset({"unwell", HELP})  # answers that also send the urgent email
 
@@ -92,7 +93,12 @@ def _queue_for_contacts(session: Session, kind: str, checkin: CheckIn, now: date
     resident: Resident = checkin.resident
     rendered_by_language: dict[str, Rendered] = {}
     emails = []
-    for contact in resident.contacts:
+    contacts = session.execute(
+        select(Contact.email, Contact.name, Contact.language)
+        .where(Contact.resident_id == resident.id)
+        .order_by(Contact.position)
+    )
+    for contact in contacts:
         language = contact.language or "ja"
         if language not in rendered_by_language:
             rendered_by_language[language] = render(language)

@@ -79,8 +79,8 @@ def queue_emails(session: Session, emails: list[QueuedEmail], *, now: datetime) 
              html_body=e.rendered.html, status="pending", attempts=0, next_attempt_at=now, created_at=now)
         for e in emails
     ]
-    statement = insert_or_ignore(session, Email).values(rows).returning(Email.id)  # no row back for a known purpose
-    return len(session.execute(statement).all())
+    # A Core insert, built once: it runs in every answering webhook, where the ORM path costs more than the I/O.
+    return len(session.execute(insert_or_ignore(session, Email.__table__), rows).all())  # no row for a known purpose
 
 
 def deliver_due_emails(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Insert, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,11 +39,21 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def insert_or_ignore(session: Session, model):
-    """INSERT ... ON CONFLICT DO NOTHING for the session's database: idempotent writes in one statement."""
-    dialect = session.get_bind().dialect.name
+def insert_or_ignore(session: Session, table: Table) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, for the session's database.
+
+    Idempotent writes in one statement. Execute it with the rows as parameters: the statement
+    is built once per database and table, and compiled once, which matters in webhooks.
+    """
+    return _insert_or_ignore(session.get_bind().dialect.name, table)
+
+
+@cache
+def _insert_or_ignore(dialect: str, table: Table) -> Insert:
     if dialect == "postgresql":
-        return postgresql.insert(model).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(model).on_conflict_do_nothing()
-    raise ValueError(f"PostgreSQL and SQLite are supported, not {dialect}")
+        statement = postgresql.insert(table)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table)
+    else:
+        raise ValueError(f"PostgreSQL and SQLite are supported, not {dialect}")
+    return statement.on_conflict_do_nothing().returning(table.c.id)
