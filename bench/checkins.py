@@ -131,8 +131,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=_non_negative, default=100, help="untimed check-ins per app first (default 100)")
     parser.add_argument("--rounds", type=_positive, default=3,
                         help="alternate the two apps this many times over the timed check-ins (default 3)")
-    parser.add_argument("--workers", type=_positive, default=GUNICORN_WORKERS, help="gunicorn workers, both apps")
-    parser.add_argument("--threads", type=_positive, default=GUNICORN_THREADS, help="gunicorn threads per worker, both apps")
+    parser.add_argument("--workers", type=_positive, default=GUNICORN_WORKERS, help=f"gunicorn workers, both apps (default {GUNICORN_WORKERS})")
+    parser.add_argument("--threads", type=_positive, default=GUNICORN_THREADS, help=f"gunicorn threads per worker, both apps (default {GUNICORN_THREADS})")
     parser.add_argument("--timeout", type=_positive, default=600, help="give up after this many seconds (default 600)")
     return parser.parse_args(argv)
 
@@ -457,7 +457,7 @@ def load(server: Server, checkins: list[tuple[Request, ...]], connections: int,
     if failures:
         examples = "\n  ".join(example for part in parts for example in part["examples"][:3])
         raise BenchError(f"{server.name}: {failures} request(s) failed; the figures would be meaningless:\n  "
-                         f"{examples}\n--- {server.log} (tail) ---\n{server.log_tail()}")
+                         f"{examples}\n--- {server.name} gunicorn log (tail) ---\n{server.log_tail()}")
     done = sum(part["done"] for part in parts)
     if done != len(checkins):
         raise BenchError(f"{server.name}: only {done} of {len(checkins)} check-ins were sent")

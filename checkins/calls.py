@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 import voice_scripts
@@ -144,11 +144,14 @@ def sweep_silent_calls(session_factory: sessionmaker[Session], carrier: Carrier,
     return len(ids)
 
 
+_ATTEMPT = select(CallAttempt).where(CallAttempt.id == bindparam("attempt_id"))
+# The conversation needs the day and the resident too: one query for all three.
+_ATTEMPT_IN_CONTEXT = _ATTEMPT.options(joinedload(CallAttempt.checkin).joinedload(CheckIn.resident))
+
+
 def _attempt(session: Session, attempt_id: int, event: CallEvent, *, with_context: bool = True) -> CallAttempt:
-    query = select(CallAttempt).where(CallAttempt.id == attempt_id)
-    if with_context:  # the conversation needs the day and the resident: one query for all three
-        query = query.options(joinedload(CallAttempt.checkin).joinedload(CheckIn.resident))
-    attempt = session.scalars(query).first()
+    query = _ATTEMPT_IN_CONTEXT if with_context else _ATTEMPT
+    attempt = session.scalars(query, {"attempt_id": attempt_id}).first()
     if attempt is None:
         raise UnknownAttempt(attempt_id)
     if attempt.call_sid is None:
