@@ -88,5 +88,6 @@ def seed() -> None:
             for n, (external_id, name, phone) in enumerate(DEMO_RESIDENTS, start=1)
         ]
         import_residents(session, records, now=now, default_timezone=settings.default_timezone)
-    click.echo(f"added {len(records)} demo residents, first calls at {call_time:%H:%M} ({settings.default_timezone})")
+    click.echo(f"added {len(records)} demo residents, first calls at {call_time:%H:%M} ({settings.default_timezone}), "
+               f"calling hours {settings.calling_hours}, retry after {settings.retry_delay_minutes} min")
     click.echo(f"emails will appear in {settings.mail_outbox_dir}/")
