@@ -93,6 +93,9 @@ class Runtime:
             self.sim.wait_idle(timeout)
 
     def close(self) -> None:
+        carrier = self.__dict__.get("carrier")  # only if this process built one
+        if carrier is not None and carrier is not self.carrier_override and hasattr(carrier, "close"):
+            carrier.close()
         if self.sim is not None:
             self.sim.stop()
         self.engine.dispose()

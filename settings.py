@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, replace
 from datetime import time
 from pathlib import Path
 
+from carriers.base import TWILIO_API_BASE_URL
 from core.schedule import CallingHours
 
 INSTANCE_DIR = Path("instance")
-TWILIO_API_BASE_URL = "https://api.twilio.com"
 SENDGRID_API_HOST = "https://api.sendgrid.com"
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+TWILIO_API_BASE_URL = "https://api.twilio.com"
+
 # Carrier error codes that mean the number itself is wrong: retrying cannot help.
 INVALID_NUMBER_CODES = frozenset({"21211", "21214", "21217", "13224"})
 

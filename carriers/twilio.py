@@ -25,7 +25,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.rest.api.v2010.account.call import CallInstance
 
-from carriers.base import DialRequest, PermanentCarrierError, PlacedCall, TransientCarrierError
+from carriers.base import TWILIO_API_BASE_URL, DialRequest, PermanentCarrierError, PlacedCall, TransientCarrierError
 from core.privacy import mask_phone
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 _sdk_logger = logging.getLogger(f"{__name__}.sdk")
 _sdk_logger.setLevel(logging.WARNING)
 
-TWILIO_API_BASE_URL = "https://api.twilio.com"
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 FIRST_BACKOFF_SECONDS = 0.5
 # Margin for clock skew between us and Twilio when looking for a call we may have created.

@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 HEALTH = "health"
 TERMINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
-LIVE = frozenset({"queued", "initiated", "ringing", "in-progress"})
 _RANK = {"dialling": 0, "queued": 1, "initiated": 1, "ringing": 2, "in-progress": 3}  # final states rank above all
+LIVE = frozenset(_RANK) - {"dialling"}  # placed with the carrier, not yet ended
 SILENT_CALL_AFTER = timedelta(minutes=30)  # no final callback by then: ask the carrier
 GIVE_UP_CALL_AFTER = timedelta(hours=2)
 

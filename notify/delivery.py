@@ -37,23 +37,6 @@ class DeliveryReport:
     failed: int = 0
 
 
-def queue_email(
-    session: Session,
-    *,
-    purpose: str,
-    kind: str,
-    to_email: str,
-    to_name: str,
-    rendered: Rendered,
-    now: datetime,
-    resident_id: int | None = None,
-    checkin_id: int | None = None,
-) -> bool:
-    """Record an email to send, once per purpose. False if that purpose is already queued."""
-    return queue_emails(session, [QueuedEmail(purpose, kind, to_email, to_name, rendered, resident_id, checkin_id)],
-                        now=now) == 1
-
-
 @dataclass(frozen=True)
 class QueuedEmail:
     purpose: str

@@ -9,8 +9,6 @@ from sqlalchemy.orm import Session
 from notify.mailer import OutgoingEmail
 from store.models import CallAttempt, CheckIn, Contact, Resident
 
-UTC = UTC
-
 
 def add_resident(session: Session, *, now: datetime, external_id: str = "r-1", name: str = "山田 花子",
                  phone: str = "+81312340001", call_time: time = time(9, 0), contacts: int = 2,

@@ -14,7 +14,6 @@ from scheduler.runner import build_scheduler
 from store.models import CheckIn, Resident
 from tests.phone_system import PhoneSystem
 
-UTC = UTC
 NINE_JST = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
 
 

@@ -10,7 +10,6 @@ from checkins.planning import plan_checkins
 from store.models import CallAttempt
 from tests.factories import add_calling_attempt, add_resident
 
-UTC = UTC
 NINE_JST = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
 
 

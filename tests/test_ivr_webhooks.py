@@ -14,7 +14,6 @@ from twilio.request_validator import RequestValidator
 from store.models import Answer, CallAttempt, CheckIn, Email
 from tests.factories import add_calling_attempt, add_resident
 
-UTC = UTC
 NOW = datetime(2026, 12, 5, 0, 5, tzinfo=UTC)  # 09:05 in Tokyo
 CLOSES = datetime(2026, 12, 5, 11, 0, tzinfo=UTC)  # 20:00 in Tokyo
 SID = "CA" + "a" * 32

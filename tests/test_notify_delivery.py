@@ -14,11 +14,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notify.compose import render_report
-from notify.delivery import DeliveryReport, deliver_due_emails, queue_email, retry_delay
+from notify.delivery import DeliveryReport, QueuedEmail, deliver_due_emails, queue_emails, retry_delay
 from notify.mailer import OutgoingEmail, PermanentMailError, TransientMailError
 from store.models import Email, Resident, StaffAlert
 
-UTC = UTC
 NOW = datetime(2026, 12, 5, 0, 2, tzinfo=UTC)
 FROM = "mimamori@example.org"
 RENDERED = render_report("ja", "山田 花子", NOW.astimezone(ZoneInfo("Asia/Tokyo")), "good")
@@ -74,16 +73,8 @@ def mailer() -> RecordingMailer:
 
 
 def queue(session: Session, purpose: str, resident_id: int, to_email: str = "hanako@example.jp") -> bool:
-    return queue_email(
-        session,
-        purpose=purpose,
-        kind="report",
-        to_email=to_email,
-        to_name="山田 一郎",
-        rendered=RENDERED,
-        now=NOW,
-        resident_id=resident_id,
-    )
+    email = QueuedEmail(purpose, "report", to_email, "山田 一郎", RENDERED, resident_id=resident_id)
+    return queue_emails(session, [email], now=NOW) == 1
 
 
 def deliver(

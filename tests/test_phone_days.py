@@ -13,12 +13,13 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
+from carriers.base import DialRequest
 from carriers.sim import Persona, Press
-from checkins.dialing import Dialler, Pacer
+from checkins.dialing import Dialler, DialReport, Pacer
+from checkins.planning import plan_checkins
 from store.models import CallAttempt, CheckIn, PauseHold, Resident, StaffAlert
 from tests.phone_system import PhoneSystem
 
-UTC = UTC
 NINE_JST = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 
@@ -207,22 +208,16 @@ def test_a_crash_after_dialling_is_reconciled_against_the_carrier(phone, clock):
     phone.add_resident("r1", "+81312340001", now=NINE_JST)
     phone.add_resident("r2", "+81312340002", now=NINE_JST)
     with phone.runtime.session_factory() as session:
-        from checkins.planning import plan_checkins
-
         plan_checkins(session, phone.settings, NINE_JST)
     # A scheduler recorded both attempts as dialling, reached the carrier for r1 only, then died.
     dialler = Dialler(phone.runtime.session_factory, phone.carrier, phone.settings, "crashed", Pacer(1000))
     ids = dialler._claim_due(NINE_JST, 10)
-    from checkins.dialing import DialReport
-
     attempts = {}
     for checkin_id in ids:
         with phone.runtime.session_factory.begin() as session:
             attempt = dialler._begin_attempt(session, checkin_id, NINE_JST, DialReport())
             attempts[attempt.to_number] = attempt.id
     phone.sim.set_persona("+81312340001", Persona("slow", pickup="no-answer"))
-    from carriers.base import DialRequest
-
     phone.carrier.dial(DialRequest("+81312340001", "http://127.0.0.1:9/unused", "http://127.0.0.1:9/unused"))
     phone.sim.wait_idle()
     # Another scheduler, after the dial lease: adopts r1's call, redials r2 exactly once.
@@ -237,8 +232,8 @@ def test_a_crash_after_dialling_is_reconciled_against_the_carrier(phone, clock):
     assert phone.checkin("r2").status == "answered"
 
 
-@pytest.mark.parametrize("workers", [2])
-def test_two_schedulers_at_once_dial_each_resident_once(phone, clock, workers):
+def test_two_schedulers_at_once_dial_each_resident_once(phone, clock):
+    workers = 2
     for n in range(12):
         phone.add_resident(f"r{n}", f"+8131234{n:03d}1", now=NINE_JST)
     barrier = threading.Barrier(workers)

@@ -13,7 +13,6 @@ from residents.records import ContactRecord, ResidentRecord, parse_csv, to_csv
 from residents.service import ImportSummary, export_records, import_residents
 from store.models import Contact, Resident
 
-UTC = UTC
 NOW = datetime(2025, 4, 1, 0, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=1)
 

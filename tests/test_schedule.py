@@ -18,7 +18,6 @@ from core.schedule import (
     next_call_at,
 )
 
-UTC = UTC
 TOKYO = "Asia/Tokyo"
 HOURS = CallingHours.parse("08:00-20:00")
 RULE = RetryRule(timedelta(minutes=30), 2)
