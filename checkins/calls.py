@@ -10,18 +10,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 import voice_scripts
 from carriers.base import Carrier, CarrierError
-from checkins.outcomes import escalate, mark_answered, mark_unanswered
+from checkins.outcomes import Day, escalate, mark_answered, mark_unanswered
 from core.conversation import HELP, MAX_REASKS, MAX_TURNS, Ask, Call, Finish, Heard, Position, Script, opening, respond
 from settings import Settings
 from store.db import insert_or_ignore
-from store.models import Answer, CallAttempt, CheckIn
+from store.models import Answer, CallAttempt, CheckIn, Resident
 
 log = logging.getLogger(__name__)
 
@@ -62,31 +61,36 @@ class Reply:
 
 
 def answer_call(session: Session, attempt_id: int, event: CallEvent, now: datetime) -> Reply:
-    """The resident (or a machine) picked up: greet them and ask the first question."""
-    attempt = _attempt(session, attempt_id, event)
-    call = _call_context(attempt, now)
-    _advance(attempt, event, now)
-    if attempt.answered_by and attempt.answered_by.startswith(("machine", "fax")):
+    """The resident (or a machine) picked up: greet them and ask the first question.
+
+    Read-only in the common case: the call's progress is the status callbacks' to record (they
+    carry AnsweredBy too). It writes only a call id the dialler has not committed yet, or a machine.
+    """
+    attempt, day, language = _in_context(session, attempt_id, event)
+    call = _conversation(day, language, now)
+    machine = bool(event.answered_by and event.answered_by.startswith(("machine", "fax")))
+    if attempt.call_sid is None or machine:
+        locked = _attempt(session, attempt_id, event)
+        _save(session, attempt_id, _progress(locked, event, now))
         session.commit()
-        return Reply(Finish(()), call.script, attempt.id)  # counted as unanswered when the call ends
-    attempt.answered_at = attempt.answered_at or now
-    session.commit()
-    return Reply(opening(call), call.script, attempt.id)
+    if machine:
+        return Reply(Finish(()), call.script, attempt_id)  # counted as unanswered when the call ends
+    return Reply(opening(call), call.script, attempt_id)
 
 
 def hear(session: Session, attempt_id: int, position: Position, heard: Heard, event: CallEvent,
          now: datetime) -> Reply:
     """One answer from the resident: record it, act on it, and say what comes next."""
-    attempt = _attempt(session, attempt_id, event)
-    call = _call_context(attempt, now)
+    attempt, day, language = _in_context(session, attempt_id, event, lock=True)
+    call = _conversation(day, language, now)
     if not (0 <= position.question < len(call.question_keys) and 0 <= position.reasks <= MAX_REASKS
             and 0 <= position.turn < MAX_TURNS):
         raise BadPosition(f"no such step: {position}")
     turn = respond(call, position, heard)
     question = call.question(position.question)
     recorded = session.execute(
-        insert_or_ignore(session, Answer.__table__),
-        dict(attempt_id=attempt.id, turn=position.turn, question=question.key, mode=heard.mode,
+        insert_or_ignore(session, _answers),
+        dict(attempt_id=attempt_id, turn=position.turn, question=question.key, mode=heard.mode,
              digits=heard.digits or None, transcript=heard.speech or None, confidence=heard.confidence,
              value=turn.understood, final=turn.answer is not None, heard_at=now),
     ).first()
@@ -96,22 +100,26 @@ def hear(session: Session, attempt_id: int, position: Position, heard: Heard, ev
         stored = _stored_input(session, attempt_id, position.turn)
         return Reply(respond(call, position, stored).next, call.script, attempt_id)
 
+    changes = _progress(attempt, event, now)
     if turn.answer is not None:
-        checkin = attempt.checkin
         if question.key == HEALTH:
-            mark_answered(session, checkin, attempt, turn.answer.value, now)
+            changes["outcome"] = "answered"
+            mark_answered(session, day, turn.answer.value, now)
         elif turn.answer.value == HELP:
-            escalate(session, checkin, HELP, now)
+            escalate(session, day, HELP, now)
+    _save(session, attempt_id, changes)
     session.commit()
-    return Reply(turn.next, call.script, attempt.id)
+    return Reply(turn.next, call.script, attempt_id)
 
 
 def record_status(session: Session, attempt_id: int, event: CallEvent, now: datetime, settings: Settings) -> None:
     """A call progress event. Status only moves forward; the first final status decides the outcome."""
-    attempt = _attempt(session, attempt_id, event, with_context=False)  # the day is loaded only if it must change
-    _advance(attempt, event, now)
-    if event.status in TERMINAL:
-        _end(session, attempt, now, settings)
+    attempt = _attempt(session, attempt_id, event)
+    changes = _progress(attempt, event, now)
+    if event.status in TERMINAL and attempt.outcome is None:
+        _end_unanswered(session, session.get(CallAttempt, attempt_id), changes, now, settings)
+    else:
+        _save(session, attempt_id, changes)
     session.commit()
 
 
@@ -139,59 +147,119 @@ def sweep_silent_calls(session_factory: sessionmaker[Session], carrier: Carrier,
             if status not in TERMINAL and attempt.placed_at < now - GIVE_UP_CALL_AFTER:
                 status = "failed"
             if status in TERMINAL:
-                _advance(attempt, CallEvent(attempt.call_sid or "", status), now)
-                _end(session, attempt, now, settings)
+                _end_unanswered(session, attempt, _progress(attempt, CallEvent(attempt.call_sid or "", status), now),
+                                now, settings)
     return len(ids)
 
 
-_ATTEMPT = select(CallAttempt).where(CallAttempt.id == bindparam("attempt_id"))
-# The conversation needs the day and the resident too: one query for all three.
-_ATTEMPT_IN_CONTEXT = _ATTEMPT.options(joinedload(CallAttempt.checkin).joinedload(CheckIn.resident))
+# The webhooks read and write plain columns, not ORM objects: they run several times per call,
+# and on this path the ORM's loading and unit of work cost more than the database round trips.
+_attempts = CallAttempt.__table__
+_checkins = CheckIn.__table__
+_residents = Resident.__table__
+_answers = Answer.__table__
 
 
-def _attempt(session: Session, attempt_id: int, event: CallEvent, *, with_context: bool = True) -> CallAttempt:
-    query = _ATTEMPT_IN_CONTEXT if with_context else _ATTEMPT
-    attempt = session.scalars(query, {"attempt_id": attempt_id}).first()
-    if attempt is None:
+@dataclass(frozen=True)
+class AttemptState:
+    """The columns of an attempt that the call-progress rules read."""
+
+    id: int
+    call_sid: str | None
+    status: str
+    outcome: str | None
+    answered_by: str | None
+    ended_at: datetime | None
+
+
+_STATE_COLUMNS = [_attempts.c[name] for name in AttemptState.__dataclass_fields__]
+# Locked: the status callbacks and the gather of one call may arrive together.
+_ATTEMPT = select(*_STATE_COLUMNS).where(_attempts.c.id == bindparam("attempt_id")).with_for_update()
+_IN_CONTEXT = (
+    select(*_STATE_COLUMNS, _checkins.c.id, _checkins.c.local_date, _residents.c.id, _residents.c.name,
+           _residents.c.timezone, _residents.c.language)
+    .join_from(_attempts, _checkins, _attempts.c.checkin_id == _checkins.c.id)
+    .join(_residents, _checkins.c.resident_id == _residents.c.id)
+    .where(_attempts.c.id == bindparam("attempt_id"))
+)
+_IN_CONTEXT_LOCKED = _IN_CONTEXT.with_for_update(of=_attempts)
+_UPDATE_ATTEMPT = update(_attempts).where(_attempts.c.id == bindparam("attempt_key"))  # SET: the keys given
+_STORED_INPUT = select(_answers.c.digits, _answers.c.transcript, _answers.c.confidence).where(
+    _answers.c.attempt_id == bindparam("attempt_id"), _answers.c.turn == bindparam("turn")
+)
+_STATE_WIDTH = len(_STATE_COLUMNS)
+
+
+def _attempt(session: Session, attempt_id: int, event: CallEvent) -> AttemptState:
+    """The attempt, locked until the transaction ends."""
+    return _checked(AttemptState(*_first_row(session, _ATTEMPT, attempt_id)), event)
+
+
+def _in_context(session: Session, attempt_id: int, event: CallEvent,
+                *, lock: bool = False) -> tuple[AttemptState, Day, str]:
+    """The attempt with its day and resident, in one query; returns the resident's language too."""
+    row = _first_row(session, _IN_CONTEXT_LOCKED if lock else _IN_CONTEXT, attempt_id)
+    attempt = _checked(AttemptState(*row[:_STATE_WIDTH]), event)
+    checkin_id, local_date, resident_id, name, timezone, language = row[_STATE_WIDTH:]
+    return attempt, Day(checkin_id, local_date, resident_id, name, timezone), language
+
+
+def _first_row(session: Session, query, attempt_id: int):
+    row = session.execute(query, {"attempt_id": attempt_id}).first()
+    if row is None:
         raise UnknownAttempt(attempt_id)
-    if attempt.call_sid is None:
-        attempt.call_sid = event.call_sid  # the callback arrived before the dialler committed the id
-    elif event.call_sid != attempt.call_sid:
-        raise WrongCall(attempt_id)
+    return row
+
+
+def _checked(attempt: AttemptState, event: CallEvent) -> AttemptState:
+    if attempt.call_sid is not None and event.call_sid != attempt.call_sid:
+        raise WrongCall(attempt.id)
     return attempt
 
 
-def _advance(attempt: CallAttempt, event: CallEvent, now: datetime) -> None:
-    if event.answered_by:
-        attempt.answered_by = event.answered_by
+def _progress(attempt: AttemptState | CallAttempt, event: CallEvent, now: datetime) -> dict[str, object]:
+    """The columns a carrier event changes on an attempt; none for a repeated or out-of-date event."""
+    changes: dict[str, object] = {}
+    if attempt.call_sid is None and event.call_sid:
+        changes["call_sid"] = event.call_sid  # the callback arrived before the dialler committed the id
+    if event.answered_by and event.answered_by != attempt.answered_by:
+        changes["answered_by"] = event.answered_by
+    if event.status in TERMINAL and attempt.ended_at is None:
+        changes["ended_at"] = now
     if attempt.status in TERMINAL or (attempt.outcome == "not_placed" and attempt.status != "dialling"):
-        return  # final states are sticky, whatever order the callbacks come in
+        return changes  # final states are sticky, whatever order the callbacks come in
     if event.status in TERMINAL or _RANK.get(event.status, -1) > _RANK.get(attempt.status, 0):
         if attempt.status == "dialling":
-            attempt.placed_at = now
-            attempt.dial_lease_until = None
-        attempt.status = event.status
+            changes.update(placed_at=now, dial_lease_until=None)
+        if event.status == "in-progress":
+            changes["answered_at"] = now
+        changes["status"] = event.status
+    return changes
 
 
-def _end(session: Session, attempt: CallAttempt, now: datetime, settings: Settings) -> None:
-    if attempt.ended_at is None:
-        attempt.ended_at = now
-    if attempt.outcome is None:
-        mark_unanswered(session, attempt.checkin, attempt, now, settings)
+def _save(session: Session, attempt_id: int, changes: dict[str, object]) -> None:
+    if changes:
+        session.execute(_UPDATE_ATTEMPT, {"attempt_key": attempt_id, **changes})
+
+
+def _end_unanswered(session: Session, attempt: CallAttempt, changes: dict[str, object], now: datetime,
+                    settings: Settings) -> None:
+    """The call ended before the health question was settled: the day's retry rules decide what next."""
+    for column, value in changes.items():
+        setattr(attempt, column, value)
+    mark_unanswered(session, attempt.checkin, attempt, now, settings)
 
 
 def _stored_input(session: Session, attempt_id: int, turn: int) -> Heard:
-    row = session.scalars(select(Answer).where(Answer.attempt_id == attempt_id, Answer.turn == turn)).one()
-    return Heard(digits=row.digits or "", speech=row.transcript or "", confidence=row.confidence)
+    digits, transcript, confidence = session.execute(_STORED_INPUT, {"attempt_id": attempt_id, "turn": turn}).one()
+    return Heard(digits=digits or "", speech=transcript or "", confidence=confidence)
 
 
-def _call_context(attempt: CallAttempt, now: datetime) -> Call:
-    checkin = attempt.checkin
-    resident = checkin.resident
+def _conversation(day: Day, language: str, now: datetime) -> Call:
     return Call(
-        script=voice_scripts.load(resident.language),
-        resident_name=resident.name,
+        script=voice_scripts.load(language),
+        resident_name=day.resident_name,
         question_keys=voice_scripts.DEFAULT_QUESTIONS,
-        local_day=checkin.local_date,
-        local_time=now.astimezone(ZoneInfo(resident.timezone)).time(),
+        local_day=day.local_date,
+        local_time=day.local(now).time(),
     )

@@ -5,10 +5,12 @@ Every planned check-in ends answered, absent, paused or cancelled.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from core.conversation import HELP
@@ -16,40 +18,71 @@ from core.schedule import Absent, RetryRule, after_unanswered
 from notify.compose import Rendered, render_absent, render_report, render_urgent
 from notify.delivery import QueuedEmail, queue_emails
 from settings import Settings
-from store.models import CallAttempt, CheckIn, Contact, Resident, StaffAlert
+from store.models import CallAttempt, CheckIn, Contact, StaffAlert
 
 URGENT_HEALTH = frozenset({"unwell", HELP})  # answers that also send the urgent email
+CLOSED = ("answered", "absent", "cancelled")  # a day in one of these takes no further answer
+
+_checkins = CheckIn.__table__
+_contacts = Contact.__table__
+
+
+@dataclass(frozen=True)
+class Day:
+    """The check-in a call belongs to, as closing it and writing to the family need it."""
+
+    checkin_id: int
+    local_date: date
+    resident_id: int
+    resident_name: str
+    timezone: str
+
+    @classmethod
+    def of(cls, checkin: CheckIn) -> Day:
+        resident = checkin.resident
+        return cls(checkin.id, checkin.local_date, resident.id, resident.name, resident.timezone)
+
+    def local(self, when: datetime) -> datetime:
+        return when.astimezone(ZoneInfo(self.timezone))
 
 
 def retry_rule(settings: Settings) -> RetryRule:
     return RetryRule(timedelta(minutes=settings.retry_delay_minutes), settings.max_attempts)
 
 
-def mark_answered(session: Session, checkin: CheckIn, attempt: CallAttempt, health: str, now: datetime) -> None:
-    """The health question is settled: close the day and tell the family at once."""
-    attempt.outcome = "answered"
-    if checkin.status in ("answered", "absent", "cancelled"):
-        return  # a late answer on a day already closed changes nothing
-    checkin.status = "answered"
-    checkin.health = health
-    checkin.next_attempt_at = None
-    checkin.closed_at = now
-    resident = checkin.resident
-    local_when = now.astimezone(ZoneInfo(resident.timezone))
-    _queue_for_contacts(
-        session, "report", checkin, now, lambda language: render_report(language, resident.name, local_when, health)
-    )
+# One conditional statement: of two webhooks answering the same day at once, only one closes it.
+_CLOSE_ANSWERED = (
+    update(_checkins)
+    .where(_checkins.c.id == bindparam("day_id"), _checkins.c.status.not_in(CLOSED))
+    .values(status="answered", health=bindparam("day_health"), next_attempt_at=None,
+            closed_at=bindparam("day_closed_at"))
+    .returning(_checkins.c.id)
+)
+
+
+def mark_answered(session: Session, day: Day, health: str, now: datetime) -> bool:
+    """The health question is settled: close the day and tell the family at once.
+
+    Returns False, and queues nothing, when the day was already closed (a late answer).
+    The caller marks the attempt answered.
+    """
+    closed = session.execute(_CLOSE_ANSWERED, {"day_id": day.checkin_id, "day_health": health,
+                                               "day_closed_at": now}).first()
+    if closed is None:
+        return False
+    local_when = day.local(now)
+    _queue_for_contacts(session, "report", day, now,
+                        lambda language: render_report(language, day.resident_name, local_when, health))
     if health in URGENT_HEALTH:
-        escalate(session, checkin, health, now)
+        escalate(session, day, health, now)
+    return True
 
 
-def escalate(session: Session, checkin: CheckIn, reason: str, now: datetime) -> None:
+def escalate(session: Session, day: Day, reason: str, now: datetime) -> None:
     """Urgent email to every recipient, once per check-in: "unwell", or "help" (at any question)."""
-    resident = checkin.resident
-    local_when = now.astimezone(ZoneInfo(resident.timezone))
-    _queue_for_contacts(
-        session, "urgent", checkin, now, lambda language: render_urgent(language, resident.name, local_when, reason)
-    )
+    local_when = day.local(now)
+    _queue_for_contacts(session, "urgent", day, now,
+                        lambda language: render_urgent(language, day.resident_name, local_when, reason))
 
 
 def mark_unanswered(session: Session, checkin: CheckIn, attempt: CallAttempt, now: datetime, settings: Settings) -> None:
@@ -72,12 +105,10 @@ def mark_absent(session: Session, checkin: CheckIn, now: datetime) -> None:
     checkin.status = "absent"
     checkin.next_attempt_at = None
     checkin.closed_at = now
-    resident = checkin.resident
-    zone = ZoneInfo(resident.timezone)
-    tried = [a.dialling_at.astimezone(zone) for a in checkin.attempts if a.outcome == "unanswered"]
-    _queue_for_contacts(
-        session, "absent", checkin, now, lambda language: render_absent(language, resident.name, checkin.local_date, tried)
-    )
+    day = Day.of(checkin)
+    tried = [day.local(a.dialling_at) for a in checkin.attempts if a.outcome == "unanswered"]
+    _queue_for_contacts(session, "absent", day, now,
+                        lambda language: render_absent(language, day.resident_name, day.local_date, tried))
 
 
 def cancel(session: Session, checkin: CheckIn, reason: str, now: datetime, alert: str | None = None) -> None:
@@ -89,26 +120,28 @@ def cancel(session: Session, checkin: CheckIn, reason: str, now: datetime, alert
         session.add(StaffAlert(resident_id=checkin.resident_id, kind=reason, message=alert, created_at=now))
 
 
-def _queue_for_contacts(session: Session, kind: str, checkin: CheckIn, now: datetime, render) -> None:
-    resident: Resident = checkin.resident
+_CONTACTS = (
+    select(_contacts.c.email, _contacts.c.name, _contacts.c.language)
+    .where(_contacts.c.resident_id == bindparam("resident_id"))
+    .order_by(_contacts.c.position)
+)
+
+
+def _queue_for_contacts(session: Session, kind: str, day: Day, now: datetime,
+                        render: Callable[[str], Rendered]) -> None:
     rendered_by_language: dict[str, Rendered] = {}
     emails = []
-    contacts = session.execute(
-        select(Contact.email, Contact.name, Contact.language)
-        .where(Contact.resident_id == resident.id)
-        .order_by(Contact.position)
-    )
-    for contact in contacts:
-        language = contact.language or "ja"
+    for email, name, language in session.execute(_CONTACTS, {"resident_id": day.resident_id}):
+        language = language or "ja"
         if language not in rendered_by_language:
             rendered_by_language[language] = render(language)
         emails.append(QueuedEmail(
-            purpose=f"{kind}:checkin-{checkin.id}:{contact.email}",
+            purpose=f"{kind}:checkin-{day.checkin_id}:{email}",
             kind=kind,
-            to_email=contact.email,
-            to_name=contact.name,
+            to_email=email,
+            to_name=name,
             rendered=rendered_by_language[language],
-            resident_id=resident.id,
-            checkin_id=checkin.id,
+            resident_id=day.resident_id,
+            checkin_id=day.checkin_id,
         ))
     queue_emails(session, emails, now=now)
