@@ -10,10 +10,10 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, wraps
 from typing import TYPE_CHECKING
 
-from flask import Flask, g
+from flask import Flask, g, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.request_validator import RequestValidator
@@ -23,10 +23,12 @@ from checkins.dialing import CallUrls
 from core.privacy import install_log_masking
 from notify.mailer import Mailer
 from settings import Settings
-from store.db import make_engine, make_session_factory
+from store.db import is_lost_connection, make_engine, make_session_factory
 
 if TYPE_CHECKING:
     from carriers.sim import SimNetwork
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,7 +111,9 @@ def create_app(settings: Settings | None = None, *, carrier: Carrier | None = No
     runtime = Runtime(settings, engine, make_session_factory(engine), carrier, mailer)
 
     app = Flask(__name__, instance_path=os.path.abspath("instance"))
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=64 * 1024)
+    # No SECRET_KEY in Flask's config: nothing uses its cookie session (webhooks are signed by the
+    # carrier), and without one Flask skips opening a session on every request.
+    app.config.update(MAX_CONTENT_LENGTH=64 * 1024)
     app.extensions["mimamori"] = runtime
 
     @app.before_request
@@ -129,8 +133,33 @@ def create_app(settings: Settings | None = None, *, carrier: Carrier | None = No
     from ivr.views import bp as ivr_bp
 
     app.register_blueprint(ivr_bp)
+    for endpoint, view in app.view_functions.items():
+        app.view_functions[endpoint] = _once_more_on_lost_connection(view, runtime)
     _register_commands(app)
     return app
+
+
+def _once_more_on_lost_connection(view, runtime: Runtime):
+    """Run a view again, on a new session, when its database connection died under it.
+
+    The pool is not pinged before each use; after a database restart the first statement on
+    each old connection fails instead, and the pool drops them all. Views are idempotent
+    (webhooks may be replayed by the carrier anyway), so running one again is safe.
+    """
+
+    @wraps(view)
+    def run(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except Exception as error:
+            if not is_lost_connection(error):
+                raise
+            log.warning("database connection lost during %s; running it once more", request.endpoint)
+            g.db.close()
+            g.db = runtime.session_factory()
+            return view(*args, **kwargs)
+
+    return run
 
 
 def _register_commands(app: Flask) -> None:

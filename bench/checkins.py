@@ -60,8 +60,11 @@ ACCOUNT_SID = "AC" + "0" * 32
 FROM_NUMBER = "+815000000000"
 CONTACTS_PER_RESIDENT = 2  # so each answered check-in queues two report emails, as in production
 # Both apps run with these; see bench/README.md for why.
-GUNICORN_WORKERS = 4
+GUNICORN_WORKERS = 2
 GUNICORN_THREADS = 4
+# The baseline is 5-8 times faster: the same requests sent this many times keep its phases from being so
+# short that a moment of other load on the machine swings its figure.
+BASELINE_REPEAT = 4
 CLIENT_PROCESSES = 2  # the load generator's threads are split over this many processes (one GIL each)
 REQUEST_TIMEOUT = 30.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -131,6 +134,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=_non_negative, default=100, help="untimed check-ins per app first (default 100)")
     parser.add_argument("--rounds", type=_positive, default=3,
                         help="alternate the two apps this many times over the timed check-ins (default 3)")
+    parser.add_argument("--baseline-repeat", type=_positive, default=BASELINE_REPEAT,
+                        help=f"send the baseline each round's check-ins this many times, so that its phases last "
+                             f"about as long as Mimamori's (default {BASELINE_REPEAT})")
     parser.add_argument("--workers", type=_positive, default=GUNICORN_WORKERS, help=f"gunicorn workers, both apps (default {GUNICORN_WORKERS})")
     parser.add_argument("--threads", type=_positive, default=GUNICORN_THREADS, help=f"gunicorn threads per worker, both apps (default {GUNICORN_THREADS})")
     parser.add_argument("--timeout", type=_positive, default=600, help="give up after this many seconds (default 600)")
@@ -186,12 +192,12 @@ def run(args: argparse.Namespace) -> str:
             load(server, warmup, args.connections)
 
         # Interleaved, so that a change in the machine's other load during the run touches both apps alike.
-        # The baseline is stateless and gets the same requests; each of Mimamori's check-ins is used once.
+        # The baseline is stateless and gets the same requests, several times; each of Mimamori's check-ins is used once.
         base_rounds, app_rounds = [], []
         size = math.ceil(len(timed) / args.rounds)
         for start in range(0, len(timed), size):
             chunk = timed[start : start + size]
-            base_rounds.append(load(baseline, chunk, args.connections))
+            base_rounds.append(load(baseline, chunk * args.baseline_repeat, args.connections))
             app_rounds.append(load(mimamori, chunk, args.connections, lambda: backend_pids(admin, database)))
         for server in servers:
             server.stop()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Update, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import voice_scripts
@@ -19,7 +20,7 @@ from carriers.base import Carrier, CarrierError
 from checkins.outcomes import Day, escalate, mark_answered, mark_unanswered
 from core.conversation import HELP, MAX_REASKS, MAX_TURNS, Ask, Call, Finish, Heard, Position, Script, opening, respond
 from settings import Settings
-from store.db import insert_or_ignore
+from store.db import insert_or_ignore, one_of, outside_transaction
 from store.models import Answer, CallAttempt, CheckIn, Resident
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ def answer_call(session: Session, attempt_id: int, event: CallEvent, now: dateti
     Read-only in the common case: the call's progress is the status callbacks' to record (they
     carry AnsweredBy too). It writes only a call id the dialler has not committed yet, or a machine.
     """
-    attempt, day, language = _in_context(session, attempt_id, event)
+    attempt, day, language = _in_context(outside_transaction(session), attempt_id, event)
+    session.commit()  # hands back the autocommit connection; nothing was written
     call = _conversation(day, language, now)
     machine = bool(event.answered_by and event.answered_by.startswith(("machine", "fax")))
     if attempt.call_sid is None or machine:
@@ -114,6 +116,14 @@ def hear(session: Session, attempt_id: int, position: Position, heard: Heard, ev
 
 def record_status(session: Session, attempt_id: int, event: CallEvent, now: datetime, settings: Settings) -> None:
     """A call progress event. Status only moves forward; the first final status decides the outcome."""
+    moved = _moving_forward(event.status)
+    if moved is not None:
+        params = {"attempt_key": attempt_id, "event_sid": event.call_sid, "event_answered_by": event.answered_by,
+                  "event_now": now}
+        done = outside_transaction(session).execute(moved, params).first()
+        session.commit()
+        if done is not None:
+            return
     attempt = _attempt(session, attempt_id, event)
     changes = _progress(attempt, event, now)
     if event.status in TERMINAL and attempt.outcome is None:
@@ -235,6 +245,41 @@ def _progress(attempt: AttemptState | CallAttempt, event: CallEvent, now: dateti
             changes["answered_at"] = now
         changes["status"] = event.status
     return changes
+
+
+@cache
+def _moving_forward(event_status: str) -> Update | None:
+    """The common status callback as one conditional UPDATE, without a transaction around it.
+
+    It matches only a placed call (its id known, its status live) that the event moves forward
+    and whose outcome is already settled or not yet due; it sets what `_progress` would.
+    Anything else matches no row and takes the locked path: a repeated or late event, a call id
+    to adopt, and a call that ended unanswered, whose day the retry rules must settle.
+    """
+    final = event_status in TERMINAL
+    movable = [status for status in LIVE if final or _RANK[status] < _RANK.get(event_status, -1)]
+    if not movable:
+        return None
+    outcome = _attempts.c.outcome
+    values: dict[str, object] = {
+        "status": event_status,
+        "answered_by": func.coalesce(bindparam("event_answered_by"), _attempts.c.answered_by),
+    }
+    if final:
+        values["ended_at"] = func.coalesce(_attempts.c.ended_at, bindparam("event_now"))
+    if event_status == "in-progress":
+        values["answered_at"] = bindparam("event_now")
+    return (
+        update(_attempts)
+        .where(
+            _attempts.c.id == bindparam("attempt_key"),
+            _attempts.c.call_sid == bindparam("event_sid"),
+            one_of(_attempts.c.status, movable),
+            one_of(outcome, ("answered", "unanswered")) if final else or_(outcome.is_(None), outcome != "not_placed"),
+        )
+        .values(values)
+        .returning(_attempts.c.id)
+    )
 
 
 def _save(session: Session, attempt_id: int, changes: dict[str, object]) -> None:

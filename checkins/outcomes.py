@@ -5,26 +5,25 @@ Every planned check-in ends answered, absent, paused or cancelled.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from core.conversation import HELP
 from core.schedule import Absent, RetryRule, after_unanswered
-from notify.compose import Rendered, render_absent, render_report, render_urgent
-from notify.delivery import QueuedEmail, queue_emails
+from notify.compose import absent_facts, report_facts, urgent_facts
+from notify.delivery import queue_for_contacts
 from settings import Settings
-from store.models import CallAttempt, CheckIn, Contact, StaffAlert
+from store.db import one_of
+from store.models import CallAttempt, CheckIn, StaffAlert
 
 URGENT_HEALTH = frozenset({"unwell", HELP})  # answers that also send the urgent email
 CLOSED = ("answered", "absent", "cancelled")  # a day in one of these takes no further answer
 
 _checkins = CheckIn.__table__
-_contacts = Contact.__table__
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def retry_rule(settings: Settings) -> RetryRule:
 # One conditional statement: of two webhooks answering the same day at once, only one closes it.
 _CLOSE_ANSWERED = (
     update(_checkins)
-    .where(_checkins.c.id == bindparam("day_id"), _checkins.c.status.not_in(CLOSED))
+    .where(_checkins.c.id == bindparam("day_id"), ~one_of(_checkins.c.status, CLOSED))
     .values(status="answered", health=bindparam("day_health"), next_attempt_at=None,
             closed_at=bindparam("day_closed_at"))
     .returning(_checkins.c.id)
@@ -70,9 +69,7 @@ def mark_answered(session: Session, day: Day, health: str, now: datetime) -> boo
                                                "day_closed_at": now}).first()
     if closed is None:
         return False
-    local_when = day.local(now)
-    _queue_for_contacts(session, "report", day, now,
-                        lambda language: render_report(language, day.resident_name, local_when, health))
+    _queue_for_contacts(session, "report", day, report_facts(day.resident_name, day.local(now), health), now)
     if health in URGENT_HEALTH:
         escalate(session, day, health, now)
     return True
@@ -80,9 +77,7 @@ def mark_answered(session: Session, day: Day, health: str, now: datetime) -> boo
 
 def escalate(session: Session, day: Day, reason: str, now: datetime) -> None:
     """Urgent email to every recipient, once per check-in: "unwell", or "help" (at any question)."""
-    local_when = day.local(now)
-    _queue_for_contacts(session, "urgent", day, now,
-                        lambda language: render_urgent(language, day.resident_name, local_when, reason))
+    _queue_for_contacts(session, "urgent", day, urgent_facts(day.resident_name, day.local(now), reason), now)
 
 
 def mark_unanswered(session: Session, checkin: CheckIn, attempt: CallAttempt, now: datetime, settings: Settings) -> None:
@@ -107,8 +102,7 @@ def mark_absent(session: Session, checkin: CheckIn, now: datetime) -> None:
     checkin.closed_at = now
     day = Day.of(checkin)
     tried = [day.local(a.dialling_at) for a in checkin.attempts if a.outcome == "unanswered"]
-    _queue_for_contacts(session, "absent", day, now,
-                        lambda language: render_absent(language, day.resident_name, day.local_date, tried))
+    _queue_for_contacts(session, "absent", day, absent_facts(day.resident_name, day.local_date, tried), now)
 
 
 def cancel(session: Session, checkin: CheckIn, reason: str, now: datetime, alert: str | None = None) -> None:
@@ -120,28 +114,5 @@ def cancel(session: Session, checkin: CheckIn, reason: str, now: datetime, alert
         session.add(StaffAlert(resident_id=checkin.resident_id, kind=reason, message=alert, created_at=now))
 
 
-_CONTACTS = (
-    select(_contacts.c.email, _contacts.c.name, _contacts.c.language)
-    .where(_contacts.c.resident_id == bindparam("resident_id"))
-    .order_by(_contacts.c.position)
-)
-
-
-def _queue_for_contacts(session: Session, kind: str, day: Day, now: datetime,
-                        render: Callable[[str], Rendered]) -> None:
-    rendered_by_language: dict[str, Rendered] = {}
-    emails = []
-    for email, name, language in session.execute(_CONTACTS, {"resident_id": day.resident_id}):
-        language = language or "ja"
-        if language not in rendered_by_language:
-            rendered_by_language[language] = render(language)
-        emails.append(QueuedEmail(
-            purpose=f"{kind}:checkin-{day.checkin_id}:{email}",
-            kind=kind,
-            to_email=email,
-            to_name=name,
-            rendered=rendered_by_language[language],
-            resident_id=day.resident_id,
-            checkin_id=day.checkin_id,
-        ))
-    queue_emails(session, emails, now=now)
+def _queue_for_contacts(session: Session, kind: str, day: Day, facts: dict[str, object], now: datetime) -> None:
+    queue_for_contacts(session, kind, facts, resident_id=day.resident_id, checkin_id=day.checkin_id, now=now)

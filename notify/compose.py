@@ -6,9 +6,11 @@ Each `{kind}.{language}.txt` template starts with the subject line, then a blank
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -44,23 +46,50 @@ class Rendered:
 
 
 def render_report(language: str, resident_name: str, local_when: datetime, health: str) -> Rendered:
-    if health not in HEALTH:
-        raise ValueError(f"unknown health answer {health!r}")
-    _require_aware(local_when)
+    _check(health, HEALTH, local_when)
     return _render("report", language, resident_name, local_when.date(), health=health, when=local_when)
 
 
 def render_urgent(language: str, resident_name: str, local_when: datetime, reason: str) -> Rendered:
-    if reason not in URGENT_REASONS:
-        raise ValueError(f"unknown urgent reason {reason!r}")
-    _require_aware(local_when)
+    _check(reason, URGENT_REASONS, local_when)
     return _render("urgent", language, resident_name, local_when.date(), reason=reason, when=local_when)
 
 
 def render_absent(language: str, resident_name: str, local_date: date, attempt_times: list[datetime]) -> Rendered:
-    for moment in attempt_times:
-        _require_aware(moment)
+    _check(None, (None,), *attempt_times)
     return _render("absent", language, resident_name, local_date, attempt_times=sorted(attempt_times))
+
+
+# What an email says, as stored with the queued email (JSON) until the relay renders it.
+# Built and checked when the event happens, so that a bad value fails there and not in the relay.
+
+
+def report_facts(resident_name: str, local_when: datetime, health: str) -> dict[str, str]:
+    _check(health, HEALTH, local_when)
+    return {"resident": resident_name, "when": local_when.isoformat(), "health": health}
+
+
+def urgent_facts(resident_name: str, local_when: datetime, reason: str) -> dict[str, str]:
+    _check(reason, URGENT_REASONS, local_when)
+    return {"resident": resident_name, "when": local_when.isoformat(), "reason": reason}
+
+
+def absent_facts(resident_name: str, local_date: date, attempt_times: list[datetime]) -> dict[str, object]:
+    _check(None, (None,), *attempt_times)
+    return {"resident": resident_name, "date": local_date.isoformat(), "tried": [t.isoformat() for t in attempt_times]}
+
+
+def render_email(kind: str, language: str, facts: Mapping[str, Any]) -> Rendered:
+    """Render a queued email from its stored facts."""
+    name = facts["resident"]
+    if kind == "report":
+        return render_report(language, name, datetime.fromisoformat(facts["when"]), facts["health"])
+    if kind == "urgent":
+        return render_urgent(language, name, datetime.fromisoformat(facts["when"]), facts["reason"])
+    if kind == "absent":
+        tried = [datetime.fromisoformat(moment) for moment in facts["tried"]]
+        return render_absent(language, name, date.fromisoformat(facts["date"]), tried)
+    raise ValueError(f"no template for {kind!r} emails")
 
 
 def _render(kind: str, language: str, resident_name: str, local_date: date, **context: object) -> Rendered:
@@ -77,8 +106,10 @@ def _render(kind: str, language: str, resident_name: str, local_date: date, **co
     return Rendered(subject=subject.strip(), text=text, html=html)
 
 
-def _require_aware(moment: datetime) -> None:
-    if moment.tzinfo is None:
+def _check(value: str | None, known: tuple[str | None, ...], *moments: datetime) -> None:
+    if value not in known:
+        raise ValueError(f"unknown answer or reason {value!r}")
+    if any(moment.tzinfo is None for moment in moments):
         raise ValueError("naive datetime: pass the resident's local time with its zone")
 
 

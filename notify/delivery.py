@@ -10,19 +10,23 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import JSON, Insert, Integer, String, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.privacy import mask_email
-from notify.compose import Rendered
+from notify.compose import DEFAULT_LANGUAGE, render_email
 from notify.mailer import Mailer, OutgoingEmail, PermanentMailError, TransientMailError
-from store.db import insert_or_ignore
-from store.models import Email, StaffAlert
+from store.db import dialect_insert, insert_or_ignore
+from store.models import Contact, Email, StaffAlert
 
 log = logging.getLogger(__name__)
+_emails = Email.__table__
 
 MAX_ATTEMPTS = 8
 MAX_BACKOFF = timedelta(minutes=60)
@@ -43,7 +47,8 @@ class QueuedEmail:
     kind: str
     to_email: str
     to_name: str
-    rendered: Rendered
+    language: str
+    facts: Mapping[str, Any]  # what it says: notify.compose.*_facts
     resident_id: int | None = None
     checkin_id: int | None = None
 
@@ -58,12 +63,51 @@ def queue_emails(session: Session, emails: list[QueuedEmail], *, now: datetime) 
         return 0
     rows = [
         dict(purpose=e.purpose, kind=e.kind, resident_id=e.resident_id, checkin_id=e.checkin_id,
-             to_email=e.to_email, to_name=e.to_name, subject=e.rendered.subject, text_body=e.rendered.text,
-             html_body=e.rendered.html, status="pending", attempts=0, next_attempt_at=now, created_at=now)
+             to_email=e.to_email, to_name=e.to_name, language=e.language, facts=e.facts, status="pending",
+             attempts=0, next_attempt_at=now, created_at=now)
         for e in emails
     ]
-    # A Core insert, built once: it runs in every answering webhook, where the ORM path costs more than the I/O.
-    return len(session.execute(insert_or_ignore(session, Email.__table__), rows).all())  # no row for a known purpose
+    return len(session.execute(insert_or_ignore(session, _emails), rows).all())  # no row for a known purpose
+
+
+def queue_for_contacts(session: Session, kind: str, facts: Mapping[str, Any], *, resident_id: int,
+                       checkin_id: int, now: datetime) -> None:
+    """One email of `kind` about a check-in to each of the resident's report contacts, each in
+    the contact's language, once per contact however often the event is replayed.
+
+    A single INSERT ... SELECT from the contacts: it runs in the answering webhook. Does not commit.
+    """
+    session.execute(_queue_for_contacts(session.get_bind().dialect.name), {
+        "purpose_prefix": f"{kind}:checkin-{checkin_id}:", "kind": kind, "facts": facts,
+        "resident_id": resident_id, "checkin_id": checkin_id, "now": now,
+    })
+
+
+@cache
+def _queue_for_contacts(dialect: str) -> Insert:
+    contacts = Contact.__table__
+    now = bindparam("now", type_=_emails.c.created_at.type)
+    recipients = (
+        select(
+            bindparam("purpose_prefix", type_=String) + contacts.c.email,
+            bindparam("kind", type_=String),
+            contacts.c.resident_id,
+            bindparam("checkin_id", type_=Integer),
+            contacts.c.email,
+            contacts.c.name,
+            func.coalesce(contacts.c.language, DEFAULT_LANGUAGE),
+            bindparam("facts", type_=JSON),
+            literal("pending"),
+            literal(0),
+            now,
+            now,
+        )
+        .where(contacts.c.resident_id == bindparam("resident_id"))
+        .order_by(contacts.c.position)
+    )
+    columns = ["purpose", "kind", "resident_id", "checkin_id", "to_email", "to_name", "language", "facts",
+               "status", "attempts", "next_attempt_at", "created_at"]
+    return dialect_insert(dialect, _emails).from_select(columns, recipients).on_conflict_do_nothing()
 
 
 def deliver_due_emails(
@@ -136,7 +180,15 @@ def _claim(
             .execution_options(synchronize_session=False)
         ).all()
         rows = session.scalars(select(Email).where(Email.id.in_(claimed)).order_by(Email.id))
-        return [_Claim(row.id, row.attempts, row.resident_id, _outgoing(row, from_email)) for row in rows]
+        return [_Claim(row.id, row.attempts, row.resident_id, _outgoing(_rendered(row), from_email)) for row in rows]
+
+
+def _rendered(row: Email) -> Email:
+    """Render a queued email once, on its first claim; retries send the very same text."""
+    if row.subject is None:
+        rendered = render_email(row.kind, row.language, row.facts)
+        row.subject, row.text_body, row.html_body = rendered.subject, rendered.text, rendered.html
+    return row
 
 
 def _deliver(session_factory: sessionmaker[Session], mailer: Mailer, claim: _Claim, *, now: datetime) -> str:

@@ -7,8 +7,10 @@ Every outgoing effect is a row before it happens: a call attempt is written as
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Date,
@@ -216,8 +218,11 @@ class Answer(Base):
 
 
 class Email(Base):
-    """An outgoing email, rendered and queued in the transaction of the event that causes it.
+    """An outgoing email, queued in the transaction of the event that causes it.
 
+    The event records what the email says (`facts`, in the recipient's `language`); the relay
+    renders it when it first sends it and keeps the text as sent. Rendering is thus out of the
+    webhooks, and a family's emails for one event are queued by a single INSERT ... SELECT.
     `purpose` is unique: one email per purpose and recipient, however often the event is replayed.
     status: pending -> sending -> sent | failed (pending again after a transient error).
     """
@@ -231,9 +236,11 @@ class Email(Base):
     checkin_id: Mapped[int | None] = mapped_column(ForeignKey("checkins.id", ondelete="SET NULL"))
     to_email: Mapped[str] = mapped_column(String(254))
     to_name: Mapped[str] = mapped_column(String(200))
-    subject: Mapped[str] = mapped_column(String(300))
-    text_body: Mapped[str] = mapped_column(Text)
-    html_body: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)  # see notify.compose.render_email
+    subject: Mapped[str | None] = mapped_column(String(300))  # rendered by the relay
+    text_body: Mapped[str | None] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]

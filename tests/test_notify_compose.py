@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import date, datetime
 from pathlib import Path
@@ -9,7 +10,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from notify.compose import render_absent, render_report, render_urgent
+from notify.compose import (
+    absent_facts,
+    render_absent,
+    render_email,
+    render_report,
+    render_urgent,
+    report_facts,
+    urgent_facts,
+)
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -115,3 +124,27 @@ def test_rejects_unknown_values_and_naive_times() -> None:
     with pytest.raises(ValueError):
         render_absent("ja", "山田 花子", date(2026, 12, 5), [ANSWERED.replace(tzinfo=None)])
 
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_stored_facts_render_the_same_email(language: str) -> None:
+    name = NAMES[language]
+    tried = [ANSWERED.replace(hour=9, minute=30), ANSWERED.replace(minute=0)]
+    cases = [
+        ("report", report_facts(name, ANSWERED, "unwell"), render_report(language, name, ANSWERED, "unwell")),
+        ("urgent", urgent_facts(name, ANSWERED, "help"), render_urgent(language, name, ANSWERED, "help")),
+        ("absent", absent_facts(name, date(2026, 12, 5), tried), render_absent(language, name, date(2026, 12, 5), tried)),
+    ]
+    for kind, facts, expected in cases:
+        assert render_email(kind, language, json.loads(json.dumps(facts))) == expected  # as stored: JSON
+
+
+def test_facts_are_checked_when_the_event_happens() -> None:
+    with pytest.raises(ValueError):
+        report_facts("山田 花子", ANSWERED, "fine")
+    with pytest.raises(ValueError):
+        urgent_facts("山田 花子", ANSWERED, "bored")
+    with pytest.raises(ValueError):
+        absent_facts("山田 花子", date(2026, 12, 5), [ANSWERED.replace(tzinfo=None)])
+    with pytest.raises(ValueError):
+        render_email("newsletter", "ja", {"resident": "山田 花子"})

@@ -6,20 +6,29 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from notify.compose import render_report
-from notify.delivery import DeliveryReport, QueuedEmail, deliver_due_emails, queue_emails, retry_delay
+from notify.compose import render_report, report_facts
+from notify.delivery import (
+    DeliveryReport,
+    QueuedEmail,
+    deliver_due_emails,
+    queue_emails,
+    queue_for_contacts,
+    retry_delay,
+)
 from notify.mailer import OutgoingEmail, PermanentMailError, TransientMailError
 from store.models import Email, Resident, StaffAlert
+from tests.factories import add_calling_attempt, add_resident
 
 NOW = datetime(2026, 12, 5, 0, 2, tzinfo=UTC)
 FROM = "mimamori@example.org"
+FACTS = report_facts("山田 花子", NOW.astimezone(ZoneInfo("Asia/Tokyo")), "good")
 RENDERED = render_report("ja", "山田 花子", NOW.astimezone(ZoneInfo("Asia/Tokyo")), "good")
 
 
@@ -73,7 +82,7 @@ def mailer() -> RecordingMailer:
 
 
 def queue(session: Session, purpose: str, resident_id: int, to_email: str = "hanako@example.jp") -> bool:
-    email = QueuedEmail(purpose, "report", to_email, "山田 一郎", RENDERED, resident_id=resident_id)
+    email = QueuedEmail(purpose, "report", to_email, "山田 一郎", "ja", FACTS, resident_id=resident_id)
     return queue_emails(session, [email], now=NOW) == 1
 
 
@@ -100,7 +109,46 @@ def test_queue_once_per_purpose(db: Session, resident_id: int) -> None:
 
     [row] = db.scalars(select(Email)).all()
     assert (row.status, row.attempts, row.next_attempt_at, row.created_at) == ("pending", 0, NOW, NOW)
+    assert (row.language, row.facts, row.subject) == ("ja", FACTS, None)  # rendered when first sent
+
+
+def test_queue_for_contacts_writes_to_each_contact_in_their_language_once(
+    db: Session, session_factory, mailer: RecordingMailer
+) -> None:
+    resident = add_resident(db, now=NOW, contacts=3)
+    resident.contacts[1].language = "en"
+    checkin = add_calling_attempt(db, resident, now=NOW, local_day=date(2026, 12, 5), closes=NOW).checkin
+    db.commit()
+    for _ in range(2):  # a replayed event queues nothing more
+        queue_for_contacts(db, "report", FACTS, resident_id=resident.id, checkin_id=checkin.id, now=NOW)
+        db.commit()
+
+    rows = email_rows(session_factory)
+    assert [(row.to_email, row.to_name, row.language) for row in rows] == [
+        (contact.email, contact.name, contact.language or "ja") for contact in resident.contacts
+    ]
+    assert {(row.purpose, row.kind, row.checkin_id, row.status) for row in rows} == {
+        (f"report:checkin-{checkin.id}:{c.email}", "report", checkin.id, "pending") for c in resident.contacts
+    }
+    assert deliver(session_factory, mailer) == DeliveryReport(sent=3)
+    english = render_report("en", "山田 花子", NOW.astimezone(ZoneInfo("Asia/Tokyo")), "good")
+    assert [email.subject for email in mailer.sent] == [RENDERED.subject, english.subject, RENDERED.subject]
+
+
+def test_an_email_is_rendered_once_and_retried_with_the_same_text(
+    db: Session, session_factory, mailer: RecordingMailer, resident_id: int
+) -> None:
+    queue(db, "report:checkin-1:hanako@example.jp", resident_id)
+    db.commit()
+    mailer.fail_next(TransientMailError("busy"))
+    assert deliver(session_factory, mailer) == DeliveryReport(retried=1)
+
+    [row] = email_rows(session_factory)
     assert (row.subject, row.text_body, row.html_body) == (RENDERED.subject, RENDERED.text, RENDERED.html)
+    with session_factory.begin() as session:  # what was rendered is what is sent, whatever the facts say now
+        session.execute(update(Email).values(facts={"resident": "別人"}))
+    assert deliver(session_factory, mailer, NOW + timedelta(hours=1)) == DeliveryReport(sent=1)
+    assert (mailer.sent[0].subject, mailer.sent[0].text) == (RENDERED.subject, RENDERED.text)
 
 
 def test_queue_leaves_the_commit_to_the_caller(db: Session, session_factory, resident_id: int) -> None:
