@@ -19,7 +19,8 @@ def make_engine(url: str, **options) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # No pool_pre_ping: it costs a round trip per checkout. A connection found dead instead
-    # invalidates the pool, and its caller runs once more (see `is_lost_connection`).
+    # invalidates the pool: a web view runs once more at once (app.py), a scheduler pass
+    # fails and the next one, seconds later, runs on new connections.
     return create_engine(url, **options)
 
 

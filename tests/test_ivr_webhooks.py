@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 from twilio.request_validator import RequestValidator
 
 from store.models import Answer, CallAttempt, CheckIn, Email
@@ -244,3 +244,23 @@ def test_completed_before_ringing_stays_completed(carrier, attempt_id, db):
     db.expire_all()
     assert db.get(CallAttempt, attempt_id).status == "no-answer"
     assert checkin_of(db, attempt_id).unanswered_count == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_webhook_outlives_a_database_restart(carrier, attempt_id, engine, database_url, db, caplog):
+    assert carrier.answer(attempt_id).status_code == 200  # the app's pool now holds an open connection
+    terminator = create_engine(database_url)
+    with terminator.begin() as connection:
+        killed = connection.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )).all()
+    terminator.dispose()
+    assert killed
+
+    root = twiml(carrier.gather(attempt_id, Digits="1"))
+
+    assert "running it once more" in caplog.text  # the first try met the dead connection
+    assert root.find("Hangup") is not None
+    engine.dispose()  # the tests' own pool lost its connections too
+    assert checkin_of(db, attempt_id).status == "answered"
