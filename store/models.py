@@ -186,7 +186,7 @@ class CallAttempt(Base):
     dialling_at: Mapped[datetime]
     dial_lease_until: Mapped[datetime | None]
     placed_at: Mapped[datetime | None]
-    answered_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]  # when the carrier reported the call answered (in-progress)
     ended_at: Mapped[datetime | None]
 
     checkin: Mapped[CheckIn] = relationship(back_populates="attempts")
