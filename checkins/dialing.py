@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,7 +26,8 @@ from checkins.outcomes import cancel, mark_absent
 from checkins.planning import is_paused
 from core.privacy import mask_phone
 from settings import Settings
-from store.models import CallAttempt, CheckIn, Resident, StaffAlert
+from store.db import dialect_insert
+from store.models import CallAttempt, CheckIn, RateLimit, Resident, StaffAlert
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +45,53 @@ class DialReport:
     reconciled: int = 0
 
 
-class Pacer:
-    """Spaces calls at most `per_second` apart (the carrier's CPS limit)."""
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, per_second: float, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
-        self.interval = 1.0 / per_second
+
+class Pacer:
+    """Spaces calls 1/`per_second` apart across every scheduler process on the database: the
+    carrier's calls-per-second limit is the account's, not a process's.
+
+    Each call reserves the next free moment of the shared rate (a compare-and-set on one row,
+    so no two processes take the same moment), then waits for it. Like the leases, this
+    assumes the machines' clocks are in step.
+    """
+
+    def __init__(self, per_second: float, session_factory: sessionmaker[Session], *, name: str = "carrier-calls",
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], datetime] = _utcnow):
+        self.interval = timedelta(seconds=1.0 / per_second)
+        self.session_factory = session_factory
+        self.name = name
         self.sleep = sleep
         self.clock = clock
-        self._last: float | None = None
 
     def wait(self) -> None:
-        if self._last is not None:
-            remaining = self.interval - (self.clock() - self._last)
-            if remaining > 0:
-                self.sleep(remaining)
-        self._last = self.clock()
+        moment = self._reserve()
+        delay = (moment - self.clock()).total_seconds()
+        if delay > 0:
+            self.sleep(delay)
+
+    def _reserve(self) -> datetime:
+        while True:
+            now = self.clock()
+            with self.session_factory.begin() as session:
+                seen = session.scalar(select(RateLimit.next_free_at).where(RateLimit.name == self.name))
+                moment = now if seen is None else max(now, seen)
+                if seen is None:  # the first use on this database
+                    taken = session.execute(
+                        dialect_insert(session.get_bind().dialect.name, RateLimit.__table__)
+                        .values(name=self.name, next_free_at=moment + self.interval)
+                        .on_conflict_do_nothing()
+                    ).rowcount
+                else:
+                    taken = session.execute(
+                        update(RateLimit)
+                        .where(RateLimit.name == self.name, RateLimit.next_free_at == seen)
+                        .values(next_free_at=moment + self.interval)
+                    ).rowcount
+            if taken:
+                return moment  # otherwise another process took that moment first: look again
 
 
 @dataclass(frozen=True)
@@ -87,18 +119,22 @@ class Dialler:
     pacer: Pacer | None = None
 
     def __post_init__(self) -> None:
-        self.pacer = self.pacer or Pacer(self.settings.carrier_cps)
+        self.pacer = self.pacer or Pacer(self.settings.carrier_cps, self.session_factory)
         self.urls = CallUrls(self.settings.public_base_url)
 
     def place_due_calls(self, now: datetime, limit: int = 100) -> DialReport:
         report = DialReport()
+        started = time.monotonic()
         for checkin_id in self._claim_due(now, limit):
-            self._dial_one(checkin_id, now, report)
+            self.pacer.wait()
+            # Pacing makes a pass last: each attempt's times (and its dial lease) start when it is dialled.
+            self._dial_one(checkin_id, now + timedelta(seconds=time.monotonic() - started), report)
         return report
 
     def call_now(self, checkin_id: int, now: datetime) -> DialReport:
         """Dial one check-in at once (an extra call asked for by staff), with the same records."""
         report = DialReport()
+        self.pacer.wait()
         self._dial_one(checkin_id, now, report)
         return report
 
@@ -126,7 +162,7 @@ class Dialler:
                     CheckIn.status == "scheduled",
                     or_(CheckIn.lease_until.is_(None), CheckIn.lease_until < now),
                 )
-                .values(lease_owner=self.owner, lease_until=now + CLAIM_LEASE + timedelta(seconds=self.pacer.interval * len(ids)))
+                .values(lease_owner=self.owner, lease_until=now + CLAIM_LEASE + self.pacer.interval * len(ids))
                 .returning(CheckIn.id)
             ).all()
             return sorted(claimed)
@@ -137,7 +173,6 @@ class Dialler:
             if attempt is None:
                 return
             attempt_id, to_number = attempt.id, attempt.to_number
-        self.pacer.wait()
         request = DialRequest(
             to=to_number,
             answer_url=self.urls.answer(attempt_id),

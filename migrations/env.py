@@ -12,17 +12,19 @@ database_url = config.attributes.get("database_url") or Settings.from_env().data
 
 def run_migrations() -> None:
     engine = make_engine(database_url)
-    with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=Base.metadata,
-            compare_type=True,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
-    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=Base.metadata,
+                compare_type=True,
+                render_as_batch=connection.dialect.name == "sqlite",
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+    finally:
+        engine.dispose()  # also when a revision refuses to run
 
 
 run_migrations()

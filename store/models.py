@@ -264,3 +264,15 @@ class StaffAlert(Base):
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+
+
+class RateLimit(Base):
+    """A rate shared by every process on this database: the next moment free to use it.
+
+    `carrier-calls` paces calls at CARRIER_CPS across all scheduler processes.
+    """
+
+    __tablename__ = "rate_limits"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_free_at: Mapped[datetime]

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from freezegun import freeze_time
+from sqlalchemy import select
+
+from carriers.base import PlacedCall
 from checkins.calls import sweep_silent_calls
 from checkins.dialing import CallUrls, Dialler, Pacer
 from checkins.planning import plan_checkins
@@ -13,23 +17,65 @@ from tests.factories import add_calling_attempt, add_resident
 NINE_JST = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
 
 
-def test_the_pacer_spaces_calls_at_the_cps_limit():
-    slept: list[float] = []
-    now = [100.0]
-    pacer = Pacer(2, sleep=lambda s: (slept.append(s), now.__setitem__(0, now[0] + s)), clock=lambda: now[0])
+class FakeTime:
+    """A wall clock that moves only when someone sleeps."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def clock(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+
+def test_the_pacer_spaces_calls_at_the_cps_limit(session_factory):
+    fake = FakeTime(NINE_JST)
+    pacer = Pacer(2, session_factory, sleep=fake.sleep, clock=fake.clock)
     for _ in range(4):
         pacer.wait()
-    assert slept == [0.5, 0.5, 0.5]
+    assert fake.slept == [0.5, 0.5, 0.5]
 
 
-def test_the_pacer_does_not_wait_when_calls_are_already_slow():
-    slept: list[float] = []
-    now = [0.0]
-    pacer = Pacer(1, sleep=slept.append, clock=lambda: now[0])
+def test_the_pacer_does_not_wait_when_calls_are_already_slow(session_factory):
+    fake = FakeTime(NINE_JST)
+    pacer = Pacer(1, session_factory, sleep=fake.sleep, clock=fake.clock)
     pacer.wait()
-    now[0] = 5.0
+    fake.now += timedelta(seconds=5)
     pacer.wait()
-    assert slept == []
+    assert fake.slept == []
+
+
+def test_two_schedulers_share_the_accounts_cps_limit(session_factory):
+    """The carrier's limit is per account: two processes together place at most CARRIER_CPS calls a second."""
+    fake = FakeTime(NINE_JST)  # one clock: the machines' clocks are in step
+    first, second = (Pacer(2, session_factory, sleep=fake.sleep, clock=fake.clock) for _ in range(2))
+    moments = []
+    for pacer in (first, second, first, second, second):
+        pacer.wait()
+        moments.append(fake.now)
+    assert [(moment - NINE_JST).total_seconds() for moment in moments] == [0, 0.5, 1.0, 1.5, 2.0]
+
+
+def test_a_moment_taken_by_another_scheduler_meanwhile_is_not_taken_twice(session_factory, monkeypatch):
+    fake = FakeTime(NINE_JST)
+    pacer, rival = (Pacer(1, session_factory, sleep=fake.sleep, clock=fake.clock) for _ in range(2))
+    pacer.wait()  # 09:00:00 is taken; 09:00:01 is next
+    original_begin = session_factory.begin
+    raced = []
+
+    def begin_after_the_rival():
+        if not raced:  # the rival reserves between our read and our write
+            raced.append(True)
+            rival_moment = rival._reserve()
+            assert rival_moment == NINE_JST + timedelta(seconds=1)
+        return original_begin()
+
+    monkeypatch.setattr(session_factory, "begin", begin_after_the_rival)
+    assert pacer._reserve() == NINE_JST + timedelta(seconds=2)
 
 
 def test_webhook_urls_carry_only_ids_and_the_step():
@@ -104,3 +150,30 @@ def test_a_recent_call_is_left_alone_and_an_endless_one_is_ended(db, session_fac
     assert sweep_silent_calls(session_factory, carrier, settings, NINE_JST + timedelta(hours=3)) == 1
     db.expire_all()
     assert db.get(CallAttempt, recent).outcome == "unanswered"
+
+
+class RecordingCarrier:
+    def __init__(self) -> None:
+        self.dialled: list[str] = []
+
+    def dial(self, request):
+        self.dialled.append(request.to)
+        return PlacedCall(f"CA{len(self.dialled):032d}", "queued")
+
+
+def test_each_attempt_is_timed_and_leased_from_when_it_is_dialled(db, session_factory, settings):
+    """Pacing stretches a pass: the third call of a pass at 1 call a second is dialled 2 s after the first,
+    and its dial lease must run from then, or another scheduler could reconcile it before the dial."""
+    for n in range(3):
+        add_resident(db, now=NINE_JST, external_id=f"r{n}", phone=f"+8131234000{n}")
+    db.commit()
+    plan_checkins(db, settings, NINE_JST)
+    with freeze_time(NINE_JST) as frozen:
+        pacer = Pacer(1, session_factory, sleep=lambda seconds: frozen.tick(seconds))
+        carrier = RecordingCarrier()
+        report = Dialler(session_factory, carrier, settings, "one", pacer).place_due_calls(NINE_JST)
+
+    assert report.dialled == 3
+    attempts = db.scalars(select(CallAttempt).order_by(CallAttempt.dialling_at)).all()
+    assert [(a.dialling_at - NINE_JST).total_seconds() for a in attempts] == [0, 1, 2]
+    assert {a.placed_at - a.dialling_at for a in attempts} == {timedelta(0)}

@@ -42,6 +42,7 @@ def test_going_down_past_rendering_by_the_relay_keeps_unsent_emails(database_url
         ))
     with pytest.raises(RuntimeError, match="not rendered yet"):
         downgrade(database_url, "0001_initial")
+    upgrade(database_url)  # the later revisions it did undo come back
     engine.dispose()
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(Email.__table__)) == 1

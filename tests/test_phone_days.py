@@ -210,7 +210,8 @@ def test_a_crash_after_dialling_is_reconciled_against_the_carrier(phone, clock):
     with phone.runtime.session_factory() as session:
         plan_checkins(session, phone.settings, NINE_JST)
     # A scheduler recorded both attempts as dialling, reached the carrier for r1 only, then died.
-    dialler = Dialler(phone.runtime.session_factory, phone.carrier, phone.settings, "crashed", Pacer(1000))
+    dialler = Dialler(phone.runtime.session_factory, phone.carrier, phone.settings, "crashed",
+                      Pacer(1000, phone.runtime.session_factory))
     ids = dialler._claim_due(NINE_JST, 10)
     attempts = {}
     for checkin_id in ids:
