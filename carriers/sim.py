@@ -19,7 +19,9 @@ every Gather:
     5  picks up, stays silent   0  says "いつもどおりです" (0.88)
 
 Time is not simulated: a call plays as fast as the webhooks answer.
-The list endpoint filters on To, From, Status and StartTime> only.
+The list endpoint filters on To, From, Status and StartTime> only. As on Twilio, a call
+still queued has no start time, so StartTime> does not match it; `hold_queue()` keeps new
+calls queued (the account's queue, beyond its calls-per-second limit) until `release_queue()`.
 """
 
 from __future__ import annotations
@@ -217,6 +219,7 @@ class SimNetwork:
         self._calls: dict[str, SimCall] = {}
         self._calls_per_number: dict[str, int] = {}
         self._faults: deque[tuple[int, int] | str] = deque()
+        self._queue_held = False
         self._active = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -247,6 +250,8 @@ class SimNetwork:
     def stop(self) -> None:
         """Stop the API; calls still playing end at their next webhook."""
         self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()  # calls waiting in a held queue
         if self._server is None:
             return
         self._server.shutdown()
@@ -264,6 +269,16 @@ class SimNetwork:
     def set_persona(self, number: str, persona: Persona) -> None:
         with self._cond:
             self._personas[number] = persona
+
+    def hold_queue(self) -> None:
+        """Keep calls created from now on queued, not dialled, until release_queue()."""
+        with self._cond:
+            self._queue_held = True
+
+    def release_queue(self) -> None:
+        with self._cond:
+            self._queue_held = False
+            self._cond.notify_all()
 
     def fail_next_creates(self, *faults: tuple[int, int] | str) -> None:
         """Answer the next create requests with these faults, one per request.
@@ -378,8 +393,7 @@ class SimNetwork:
                 self._resource(call)
                 for call in reversed(self._calls.values())  # newest first, as Twilio lists
                 if all(_field(call, name) == value for name, value in wanted.items())
-                # A queued call has no start_time yet; it is matched by creation time instead.
-                and (started_after is None or (call.start_time or call.date_created) >= started_after)
+                and (started_after is None or (call.start_time is not None and call.start_time >= started_after))
             ]
         kept = {name: values for name, values in query.items() if name not in ("Page", "PageSize")}
 
@@ -446,6 +460,8 @@ class SimNetwork:
     def _play(self, call: SimCall, persona: Persona) -> None:
         run = _Run(self, call, persona)
         try:
+            with self._cond:
+                self._cond.wait_for(lambda: not self._queue_held or self._stopping.is_set())
             self._play_call(run)
         except _Stopped:
             run.error("network stopped before the call ended")

@@ -110,14 +110,19 @@ class TwilioCarrier:
     def find_calls(self, to: str, since: datetime) -> list[PlacedCall]:
         since = _as_utc(since)
         try:
-            calls = self._client.calls.list(to=to, start_time_after=since, limit=RECONCILE_LIMIT)
+            # StartTime is empty until a call is dialled: a call still waiting in the account's
+            # queue is found by its status instead. In this order, a call leaving the queue
+            # between the two requests is found by the second.
+            calls = {call.sid: call for call in self._client.calls.list(to=to, status="queued", limit=RECONCILE_LIMIT)}
+            calls.update((call.sid, call) for call in self._client.calls.list(
+                to=to, start_time_after=since, limit=RECONCILE_LIMIT))
         except TwilioRestException as error:
             raise _carrier_error(error.status, error.code, error.msg) from error
         except TwilioException as error:
             raise _page_error(error) from error
         except _NETWORK_ERRORS as error:
             raise TransientCarrierError(f"listing calls failed: {type(error).__name__}") from error
-        recent = [call for call in calls if (_created_at(call) or since) >= since]
+        recent = [call for call in calls.values() if (_created_at(call) or since) >= since]
         recent.sort(key=lambda call: _created_at(call) or since, reverse=True)
         return [PlacedCall(sid=call.sid, status=call.status) for call in recent]
 

@@ -212,6 +212,23 @@ def test_find_calls_returns_recent_calls_to_the_number_newest_first(carrier, net
     assert carrier.find_calls(PRESSES_1, datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1))
 
 
+def test_find_calls_finds_a_call_still_waiting_in_the_accounts_queue(carrier, network, dial_request):
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    network.hold_queue()
+    queued = carrier.dial(dial_request())
+    by_start_time = requests.get(  # what a lookup by StartTime> alone would see
+        f"{network.base_url}/2010-04-01/Accounts/{SIM_ACCOUNT_SID}/Calls.json",
+        params={"To": PRESSES_1, "StartTime>": before.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        auth=(SIM_ACCOUNT_SID, AUTH_TOKEN), timeout=10,
+    ).json()["calls"]
+
+    found = carrier.find_calls(PRESSES_1, before)
+    network.release_queue()
+
+    assert by_start_time == []  # a queued call has no start time yet, as on Twilio
+    assert [(call.sid, call.status) for call in found] == [(queued.sid, "queued")]
+
+
 def test_find_calls_with_a_wrong_token_is_permanent(network):
     carrier = TwilioCarrier(SIM_ACCOUNT_SID, "not-the-token", SIM_FROM_NUMBER, api_base_url=network.base_url)
     try:

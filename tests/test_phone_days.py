@@ -17,6 +17,7 @@ from carriers.base import DialRequest
 from carriers.sim import Persona, Press
 from checkins.dialing import Dialler, DialReport, Pacer
 from checkins.planning import plan_checkins
+from scheduler import jobs
 from store.models import CallAttempt, CheckIn, PauseHold, Resident, StaffAlert
 from tests.phone_system import PhoneSystem
 
@@ -231,6 +232,32 @@ def test_a_crash_after_dialling_is_reconciled_against_the_carrier(phone, clock):
         assert first.call_sid == phone.calls_to("+81312340001")[0].sid
         assert (second.status, second.outcome) == ("not_placed", "not_placed")
     assert phone.checkin("r2").status == "answered"
+
+
+def test_a_crash_after_dialling_a_call_still_in_the_carriers_queue_is_reconciled(phone, clock):
+    phone.add_resident("r1", "+81312340001", now=NINE_JST)
+    with phone.runtime.session_factory() as session:
+        plan_checkins(session, phone.settings, NINE_JST)
+    # A scheduler recorded the attempt, the carrier accepted the call into the account's queue
+    # (it has no start time yet), and the scheduler died before committing the call's id.
+    dialler = Dialler(phone.runtime.session_factory, phone.carrier, phone.settings, "crashed",
+                      Pacer(1000, phone.runtime.session_factory))
+    [checkin_id] = dialler._claim_due(NINE_JST, 10)
+    with phone.runtime.session_factory.begin() as session:
+        attempt_id = dialler._begin_attempt(session, checkin_id, NINE_JST, DialReport()).id
+    phone.sim.hold_queue()
+    urls = phone.runtime.call_urls
+    placed = phone.carrier.dial(DialRequest("+81312340001", urls.answer(attempt_id), urls.status(attempt_id)))
+
+    clock.move_to(NINE_JST + 3 * MINUTE)  # another scheduler, after the dial lease
+    report = jobs.run_calls(phone.runtime, NINE_JST + 3 * MINUTE)
+
+    assert report.reconciled == 1 and report.dials.dialled == 0
+    assert [call.sid for call in phone.calls_to("+81312340001")] == [placed.sid]
+    phone.sim.release_queue()
+    run_at(phone, clock, NINE_JST + 4 * MINUTE)
+    assert len(phone.calls_to("+81312340001")) == 1
+    assert phone.checkin("r1").status == "answered"
 
 
 def test_two_schedulers_at_once_dial_each_resident_once(phone, clock):
