@@ -125,7 +125,7 @@ def deliver_due_emails(
     while (claims := _claim(session_factory, now=now, batch=batch, lease=lease, from_email=from_email)) is not None:
         log.info("relay %s claimed %d email(s)", owner, len(claims))
         for claim in claims:
-            outcomes[_deliver(session_factory, mailer, claim, now=now)] += 1
+            outcomes[_deliver(session_factory, mailer, claim, now=now) if claim.email else "failed"] += 1
     return DeliveryReport(sent=outcomes["sent"], retried=outcomes["pending"], failed=outcomes["failed"])
 
 
@@ -146,7 +146,7 @@ class _Claim:
     id: int
     attempts: int  # including this one; also tells whether another relay has taken the row over since
     resident_id: int | None
-    email: OutgoingEmail
+    email: OutgoingEmail | None  # None: it could not be rendered, and failed
 
 
 def _claim(
@@ -180,15 +180,26 @@ def _claim(
             .execution_options(synchronize_session=False)
         ).all()
         rows = session.scalars(select(Email).where(Email.id.in_(claimed)).order_by(Email.id))
-        return [_Claim(row.id, row.attempts, row.resident_id, _outgoing(_rendered(row), from_email)) for row in rows]
+        return [_Claim(row.id, row.attempts, row.resident_id, _ready(session, row, now, from_email)) for row in rows]
 
 
-def _rendered(row: Email) -> Email:
-    """Render a queued email once, on its first claim; retries send the very same text."""
+def _ready(session: Session, row: Email, now: datetime, from_email: str) -> OutgoingEmail | None:
+    """Render a queued email once, on its first claim; retries send the very same text.
+
+    An email that cannot be rendered fails at once, with a staff alert, and holds up no other.
+    """
     if row.subject is None:
-        rendered = render_email(row.kind, row.language, row.facts)
+        try:
+            rendered = render_email(row.kind, row.language, row.facts)
+        except Exception as error:
+            log.exception("relay: email %d cannot be rendered", row.id)
+            reason = f"could not be rendered: {type(error).__name__}: {error}"
+            row.status, row.lease_until, row.last_error = "failed", None, reason[:_ERROR_LENGTH]
+            session.add(StaffAlert(resident_id=row.resident_id, kind="email_failed", created_at=now,
+                                   message=f"{row.kind} email to {mask_email(row.to_email)} {reason}"))
+            return None
         row.subject, row.text_body, row.html_body = rendered.subject, rendered.text, rendered.html
-    return row
+    return _outgoing(row, from_email)
 
 
 def _deliver(session_factory: sessionmaker[Session], mailer: Mailer, claim: _Claim, *, now: datetime) -> str:

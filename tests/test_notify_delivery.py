@@ -151,6 +151,25 @@ def test_an_email_is_rendered_once_and_retried_with_the_same_text(
     assert (mailer.sent[0].subject, mailer.sent[0].text) == (RENDERED.subject, RENDERED.text)
 
 
+def test_an_email_that_cannot_be_rendered_fails_alone_and_alerts_staff(
+    db: Session, session_factory, mailer: RecordingMailer, resident_id: int
+) -> None:
+    queue(db, "report:checkin-1:hanako@example.jp", resident_id)
+    broken = QueuedEmail("report:checkin-2:hanako@example.jp", "report", "hanako@example.jp", "山田 一郎", "ja",
+                         {"resident": "山田 花子"}, resident_id=resident_id)  # no time, no answer
+    queue_emails(db, [broken], now=NOW)
+    db.commit()
+
+    assert deliver(session_factory, mailer) == DeliveryReport(sent=1, failed=1)
+    assert [email.subject for email in mailer.sent] == [RENDERED.subject]
+    failed = [row for row in email_rows(session_factory) if row.status == "failed"]
+    assert [(row.purpose, row.subject) for row in failed] == [(broken.purpose, None)]
+    [alert] = alerts(session_factory)
+    assert alert.kind == "email_failed" and "could not be rendered" in alert.message
+    assert "hanako@example.jp" not in alert.message
+    assert deliver(session_factory, mailer, NOW + timedelta(hours=2)) == DeliveryReport()
+
+
 def test_queue_leaves_the_commit_to_the_caller(db: Session, session_factory, resident_id: int) -> None:
     queue(db, "report:checkin-1:hanako@example.jp", resident_id)
     db.rollback()
