@@ -192,7 +192,7 @@ def _ready(session: Session, row: Email, now: datetime, from_email: str) -> Outg
         try:
             rendered = render_email(row.kind, row.language, row.facts)
         except Exception as error:
-            log.exception("relay: email %d cannot be rendered", row.id)
+            log.error("relay: email %d cannot be rendered (%s)", row.id, type(error).__name__)  # values stay out of logs
             reason = f"could not be rendered: {type(error).__name__}: {error}"
             row.status, row.lease_until, row.last_error = "failed", None, reason[:_ERROR_LENGTH]
             session.add(StaffAlert(resident_id=row.resident_id, kind="email_failed", created_at=now,
