@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import click
@@ -78,7 +78,7 @@ def seed() -> None:
             click.echo("residents exist already; demo data not added")
             return
         local_now = now.astimezone(ZoneInfo(settings.default_timezone))
-        call_time = (local_now + timedelta(minutes=1)).time().replace(second=0, microsecond=0)
+        call_time = local_now.time().replace(second=0, microsecond=0)  # already due: called at the first pass
         records = [
             ResidentRecord(
                 external_id=external_id, name=name, phone=phone, call_time=call_time, language="ja",
