@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from carriers.base import Carrier, DialRequest, PermanentCarrierError, TransientCarrierError
@@ -186,8 +186,7 @@ class Dialler:
             self._not_placed(attempt_id, str(error), now, report)
         else:
             with self.session_factory.begin() as session:
-                attempt = session.get(CallAttempt, attempt_id)
-                _adopt(attempt, placed.sid, placed.status, now)
+                _adopt(session, attempt_id, placed.sid, placed.status, now)
             report.dialled += 1
             log.info("dialled attempt %s to %s", attempt_id, mask_phone(to_number))
 
@@ -271,7 +270,7 @@ class Dialler:
                 ))
                 found = [c for c in calls if c.sid not in known]  # a call already tied to another attempt is not ours
                 if found:
-                    _adopt(attempt, found[0].sid, found[0].status, now)
+                    _adopt(session, attempt_id, found[0].sid, found[0].status, now)
                 else:
                     attempt.status, attempt.outcome, attempt.ended_at = "not_placed", "not_placed", now
                     _reschedule(attempt.checkin, now, now)
@@ -279,14 +278,22 @@ class Dialler:
         return settled
 
 
-def _adopt(attempt: CallAttempt, sid: str, status: str, now: datetime) -> None:
-    """Link the carrier's call to the attempt (a status callback may have done so already)."""
-    if attempt.call_sid is None:
-        attempt.call_sid = sid
-    if attempt.status == "dialling":
-        attempt.status = status or "queued"
-        attempt.placed_at = now
-    attempt.dial_lease_until = None
+def _adopt(session: Session, attempt_id: int, sid: str, status: str, now: datetime) -> None:
+    """Link the carrier's call to the attempt.
+
+    One statement that reads nothing beforehand: the call's first webhooks may already have
+    recorded its id and moved it on (even ended it), and that must not be overwritten.
+    """
+    dialling = CallAttempt.status == "dialling"
+    session.execute(
+        update(CallAttempt)
+        .where(CallAttempt.id == attempt_id)
+        .values(call_sid=func.coalesce(CallAttempt.call_sid, sid),
+                status=case((dialling, status or "queued"), else_=CallAttempt.status),
+                placed_at=case((dialling, now), else_=CallAttempt.placed_at),
+                dial_lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _reschedule(checkin: CheckIn, at: datetime, now: datetime) -> None:

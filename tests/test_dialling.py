@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from freezegun import freeze_time
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from carriers.base import PlacedCall
-from checkins.calls import sweep_silent_calls
+from checkins.calls import CallEvent, record_status, sweep_silent_calls
 from checkins.dialing import CallUrls, Dialler, Pacer
 from checkins.planning import plan_checkins
 from store.models import CallAttempt
@@ -177,3 +177,35 @@ def test_each_attempt_is_timed_and_leased_from_when_it_is_dialled(db, session_fa
     attempts = db.scalars(select(CallAttempt).order_by(CallAttempt.dialling_at)).all()
     assert [(a.dialling_at - NINE_JST).total_seconds() for a in attempts] == [0, 1, 2]
     assert {a.placed_at - a.dialling_at for a in attempts} == {timedelta(0)}
+
+
+def test_recording_the_call_keeps_what_its_webhooks_recorded_first(db, engine, session_factory, settings):
+    """The carrier may run the call before the dialler commits its id: a call that has already ended
+    unanswered must stay ended when the dialler records it."""
+    add_resident(db, now=NINE_JST, phone="+81312340006")
+    db.commit()
+    plan_checkins(db, settings, NINE_JST)
+    carrier = RecordingCarrier()
+    sid = "CA" + "0" * 31 + "1"  # the carrier's id for its first call
+    early = []
+
+    def final_callback_first(connection, cursor, statement, parameters, context, executemany):
+        # Just as the dialler writes the call's id, the call's final status callback lands.
+        if carrier.dialled and not early and statement.startswith("UPDATE call_attempts"):
+            early.append(True)
+            with session_factory() as lookup:
+                attempt_id = lookup.scalar(select(CallAttempt.id))
+            with session_factory() as webhook:
+                record_status(webhook, attempt_id, CallEvent(sid, "no-answer"), NINE_JST, settings)
+
+    event.listen(engine, "before_cursor_execute", final_callback_first)
+    try:
+        Dialler(session_factory, carrier, settings, "one", Pacer(1000, session_factory)).place_due_calls(NINE_JST)
+    finally:
+        event.remove(engine, "before_cursor_execute", final_callback_first)
+
+    assert early
+    db.expire_all()
+    attempt = db.scalars(select(CallAttempt)).one()
+    assert (attempt.call_sid, attempt.status, attempt.outcome) == (sid, "no-answer", "unanswered")
+    assert attempt.checkin.status == "scheduled" and attempt.checkin.unanswered_count == 1
