@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import lru_cache
 
 from sqlalchemy import Update, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -247,7 +247,7 @@ def _progress(attempt: AttemptState | CallAttempt, event: CallEvent, now: dateti
     return changes
 
 
-@cache
+@lru_cache(maxsize=32)  # one statement per call status; bounded, as the status comes from the request
 def _moving_forward(event_status: str) -> Update | None:
     """The common status callback as one conditional UPDATE, without a transaction around it.
 
