@@ -72,8 +72,8 @@ def answer_call(session: Session, attempt_id: int, event: CallEvent, now: dateti
     call = _conversation(day, language, now)
     machine = bool(event.answered_by and event.answered_by.startswith(("machine", "fax")))
     if attempt.call_sid is None or machine:
-        locked = _attempt(session, attempt_id, event)
-        _save(session, attempt_id, _progress(locked, event, now))
+        locked = _locked(session, attempt_id, event)
+        _apply(locked, _progress(locked, event, now))
         session.commit()
     if machine:
         return Reply(Finish(()), call.script, attempt_id)  # counted as unanswered when the call ends
@@ -124,12 +124,10 @@ def record_status(session: Session, attempt_id: int, event: CallEvent, now: date
         session.commit()
         if done is not None:
             return
-    attempt = _attempt(session, attempt_id, event)
-    changes = _progress(attempt, event, now)
-    if event.status in TERMINAL and attempt.outcome is None:
-        _end_unanswered(session, session.get(CallAttempt, attempt_id), changes, now, settings)
-    else:
-        _save(session, attempt_id, changes)
+    attempt = _locked(session, attempt_id, event)
+    _apply(attempt, _progress(attempt, event, now))
+    if event.status in TERMINAL:
+        mark_unanswered(session, attempt.checkin, attempt, now, settings)  # nothing if the outcome is known
     session.commit()
 
 
@@ -157,8 +155,8 @@ def sweep_silent_calls(session_factory: sessionmaker[Session], carrier: Carrier,
             if status not in TERMINAL and attempt.placed_at < now - GIVE_UP_CALL_AFTER:
                 status = "failed"
             if status in TERMINAL:
-                _end_unanswered(session, attempt, _progress(attempt, CallEvent(attempt.call_sid or "", status), now),
-                                now, settings)
+                _apply(attempt, _progress(attempt, CallEvent(attempt.call_sid or "", status), now))
+                mark_unanswered(session, attempt.checkin, attempt, now, settings)
     return len(ids)
 
 
@@ -183,8 +181,6 @@ class AttemptState:
 
 
 _STATE_COLUMNS = [_attempts.c[name] for name in AttemptState.__dataclass_fields__]
-# Locked: the status callbacks and the gather of one call may arrive together.
-_ATTEMPT = select(*_STATE_COLUMNS).where(_attempts.c.id == bindparam("attempt_id")).with_for_update()
 _IN_CONTEXT = (
     select(*_STATE_COLUMNS, _checkins.c.id, _checkins.c.local_date, _residents.c.id, _residents.c.name,
            _residents.c.timezone, _residents.c.language)
@@ -192,6 +188,7 @@ _IN_CONTEXT = (
     .join(_residents, _checkins.c.resident_id == _residents.c.id)
     .where(_attempts.c.id == bindparam("attempt_id"))
 )
+# Locked for the gather: the status callbacks and the gather of one call may arrive together.
 _IN_CONTEXT_LOCKED = _IN_CONTEXT.with_for_update(of=_attempts)
 _UPDATE_ATTEMPT = update(_attempts).where(_attempts.c.id == bindparam("attempt_key"))  # SET: the keys given
 _STORED_INPUT = select(_answers.c.digits, _answers.c.transcript, _answers.c.confidence).where(
@@ -200,31 +197,30 @@ _STORED_INPUT = select(_answers.c.digits, _answers.c.transcript, _answers.c.conf
 _STATE_WIDTH = len(_STATE_COLUMNS)
 
 
-def _attempt(session: Session, attempt_id: int, event: CallEvent) -> AttemptState:
-    """The attempt, locked until the transaction ends."""
-    return _checked(AttemptState(*_first_row(session, _ATTEMPT, attempt_id)), event)
-
-
 def _in_context(session: Session, attempt_id: int, event: CallEvent,
                 *, lock: bool = False) -> tuple[AttemptState, Day, str]:
     """The attempt with its day and resident, in one query; returns the resident's language too."""
-    row = _first_row(session, _IN_CONTEXT_LOCKED if lock else _IN_CONTEXT, attempt_id)
-    attempt = _checked(AttemptState(*row[:_STATE_WIDTH]), event)
+    row = session.execute(_IN_CONTEXT_LOCKED if lock else _IN_CONTEXT, {"attempt_id": attempt_id}).first()
+    if row is None:
+        raise UnknownAttempt(attempt_id)
+    attempt = AttemptState(*row[:_STATE_WIDTH])
+    _check_call(attempt, event)
     checkin_id, local_date, resident_id, name, timezone, language = row[_STATE_WIDTH:]
     return attempt, Day(checkin_id, local_date, resident_id, name, timezone), language
 
 
-def _first_row(session: Session, query, attempt_id: int):
-    row = session.execute(query, {"attempt_id": attempt_id}).first()
-    if row is None:
+def _locked(session: Session, attempt_id: int, event: CallEvent) -> CallAttempt:
+    """The attempt as an ORM object, locked until the transaction ends: for the paths that are rare."""
+    attempt = session.get(CallAttempt, attempt_id, with_for_update=True)
+    if attempt is None:
         raise UnknownAttempt(attempt_id)
-    return row
+    _check_call(attempt, event)
+    return attempt
 
 
-def _checked(attempt: AttemptState, event: CallEvent) -> AttemptState:
+def _check_call(attempt: AttemptState | CallAttempt, event: CallEvent) -> None:
     if attempt.call_sid is not None and event.call_sid != attempt.call_sid:
         raise WrongCall(attempt.id)
-    return attempt
 
 
 def _progress(attempt: AttemptState | CallAttempt, event: CallEvent, now: datetime) -> dict[str, object]:
@@ -287,12 +283,9 @@ def _save(session: Session, attempt_id: int, changes: dict[str, object]) -> None
         session.execute(_UPDATE_ATTEMPT, {"attempt_key": attempt_id, **changes})
 
 
-def _end_unanswered(session: Session, attempt: CallAttempt, changes: dict[str, object], now: datetime,
-                    settings: Settings) -> None:
-    """The call ended before the health question was settled: the day's retry rules decide what next."""
+def _apply(attempt: CallAttempt, changes: dict[str, object]) -> None:
     for column, value in changes.items():
         setattr(attempt, column, value)
-    mark_unanswered(session, attempt.checkin, attempt, now, settings)
 
 
 def _stored_input(session: Session, attempt_id: int, turn: int) -> Heard:

@@ -46,17 +46,19 @@ class Rendered:
 
 
 def render_report(language: str, resident_name: str, local_when: datetime, health: str) -> Rendered:
-    _check(health, HEALTH, local_when)
+    _known(health, HEALTH)
+    _aware(local_when)
     return _render("report", language, resident_name, local_when.date(), health=health, when=local_when)
 
 
 def render_urgent(language: str, resident_name: str, local_when: datetime, reason: str) -> Rendered:
-    _check(reason, URGENT_REASONS, local_when)
+    _known(reason, URGENT_REASONS)
+    _aware(local_when)
     return _render("urgent", language, resident_name, local_when.date(), reason=reason, when=local_when)
 
 
 def render_absent(language: str, resident_name: str, local_date: date, attempt_times: list[datetime]) -> Rendered:
-    _check(None, (None,), *attempt_times)
+    _aware(*attempt_times)
     return _render("absent", language, resident_name, local_date, attempt_times=sorted(attempt_times))
 
 
@@ -65,17 +67,19 @@ def render_absent(language: str, resident_name: str, local_date: date, attempt_t
 
 
 def report_facts(resident_name: str, local_when: datetime, health: str) -> dict[str, str]:
-    _check(health, HEALTH, local_when)
+    _known(health, HEALTH)
+    _aware(local_when)
     return {"resident": resident_name, "when": local_when.isoformat(), "health": health}
 
 
 def urgent_facts(resident_name: str, local_when: datetime, reason: str) -> dict[str, str]:
-    _check(reason, URGENT_REASONS, local_when)
+    _known(reason, URGENT_REASONS)
+    _aware(local_when)
     return {"resident": resident_name, "when": local_when.isoformat(), "reason": reason}
 
 
 def absent_facts(resident_name: str, local_date: date, attempt_times: list[datetime]) -> dict[str, object]:
-    _check(None, (None,), *attempt_times)
+    _aware(*attempt_times)
     return {"resident": resident_name, "date": local_date.isoformat(), "tried": [t.isoformat() for t in attempt_times]}
 
 
@@ -106,9 +110,12 @@ def _render(kind: str, language: str, resident_name: str, local_date: date, **co
     return Rendered(subject=subject.strip(), text=text, html=html)
 
 
-def _check(value: str | None, known: tuple[str | None, ...], *moments: datetime) -> None:
+def _known(value: str, known: tuple[str, ...]) -> None:
     if value not in known:
         raise ValueError(f"unknown answer or reason {value!r}")
+
+
+def _aware(*moments: datetime) -> None:
     if any(moment.tzinfo is None for moment in moments):
         raise ValueError("naive datetime: pass the resident's local time with its zone")
 

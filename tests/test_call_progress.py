@@ -70,13 +70,13 @@ def test_the_one_statement_path_agrees_with_the_locked_path(db, session_factory,
 def locked_reads(monkeypatch) -> list[int]:
     """The attempts that record_status read under a row lock (its general path)."""
     seen: list[int] = []
-    original = calls._attempt
+    original = calls._locked
 
     def spy(session, attempt_id, event):
         seen.append(attempt_id)
         return original(session, attempt_id, event)
 
-    monkeypatch.setattr(calls, "_attempt", spy)
+    monkeypatch.setattr(calls, "_locked", spy)
     return seen
 
 
